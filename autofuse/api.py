@@ -1,0 +1,121 @@
+"""`fuse()`: the whole pass as one call. A thin layer over the pipeline stages."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE
+from autofuse.errors import InputError
+from autofuse.frontends.onnx import LoadedModel, load_onnx
+from autofuse.planner.plan import Plan, plan_fusion
+from autofuse.report import build_report, render_markdown
+from autofuse.rewrite.onnx import rewrite_onnx
+from autofuse.verify.onnx_runtime import Verification, verify_models
+
+DEFAULT_TARGET = "ascend910b"
+KNOWN_TARGETS = ("ascend910b", "ascend910_93", "ascend310p")
+
+
+@dataclass
+class FuseResult:
+    """The rewritten model, its report, and the plan and input they came from."""
+
+    model: onnx.ModelProto
+    report: dict
+    plan: Plan
+    loaded: LoadedModel
+    verification: Verification | None = None
+
+    def save(self, outdir: str | os.PathLike) -> Path:
+        """Write model.onnx, report.json and report.md into `outdir`, all or nothing."""
+        return write_outputs(self, Path(outdir))
+
+
+def fuse(
+    model: onnx.ModelProto | str | os.PathLike,
+    opt_level: int = 3,
+    target: str | None = None,
+    *,
+    max_group_size: int = DEFAULT_MAX_GROUP_SIZE,
+    verify: bool = False,
+    seed: int = 0,
+) -> FuseResult:
+    """Run the fusion pass on an ONNX model (a ModelProto or a path).
+
+    Raises InputError for a bad or unsupported model. With `verify=True` the rewritten model is
+    run against the original in onnxruntime; the outcome is in `result.verification` and the
+    report (a mismatch does not raise: callers decide).
+    """
+    target = _check_target(target)
+    if not 0 <= opt_level <= 3:
+        raise InputError(f"--opt-level must be 0-3, got {opt_level}")
+    if max_group_size < 2:
+        raise InputError(f"the group-size cap must be at least 2, got {max_group_size}")
+    start = time.perf_counter()
+    loaded = load_onnx(model)
+    plan = plan_fusion(loaded.graph, opt_level, max_group_size=max_group_size)
+    rewritten = rewrite_onnx(loaded, plan)
+    seconds = time.perf_counter() - start
+    verification = None
+    if verify:
+        verification = verify_models(loaded.model, rewritten, seed=seed, base_dir=loaded.base_dir)
+    report = build_report(loaded.graph, plan, source=loaded.source, target=target,
+                          pass_seconds=seconds, verification=verification)
+    return FuseResult(rewritten, report, plan, loaded, verification)
+
+
+def _check_target(target: str | None) -> str:
+    if target is None:
+        return DEFAULT_TARGET
+    if target not in KNOWN_TARGETS:
+        raise InputError(f"unknown target '{target}' (known: {', '.join(KNOWN_TARGETS)})")
+    return target
+
+
+def write_outputs(result: FuseResult, outdir: Path) -> Path:
+    """Write every output into a temporary directory beside `outdir`, then move them in."""
+    outdir = outdir.resolve()
+    if outdir.exists() and not outdir.is_dir():
+        raise InputError(f"{outdir}: exists and is not a directory")
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+    try:
+        _copy_external_data(result, staging)
+        onnx.save_model(result.model, staging / "model.onnx")
+        (staging / "report.json").write_text(json.dumps(result.report, indent=2) + "\n")
+        (staging / "report.md").write_text(render_markdown(result.report))
+        if not outdir.exists():
+            staging.rename(outdir)
+            return outdir
+        for item in staging.iterdir():
+            os.replace(item, outdir / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return outdir
+
+
+def _copy_external_data(result: FuseResult, staging: Path) -> None:
+    """External weight files keep their relative locations next to the rewritten model."""
+    locations = {
+        entry.value
+        for tensor in result.model.graph.initializer
+        if tensor.data_location == onnx.TensorProto.EXTERNAL
+        for entry in tensor.external_data
+        if entry.key == "location"
+    }
+    for location in sorted(locations):
+        if result.loaded.base_dir is None:
+            raise InputError(f"external data file '{location}' cannot be copied: the model was not loaded from a file")
+        source = result.loaded.base_dir / location
+        destination = staging / location
+        if not source.is_file() or ".." in Path(location).parts:
+            raise InputError(f"external data file '{location}' not found next to the model")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, destination)

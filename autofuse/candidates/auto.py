@@ -1,0 +1,324 @@
+"""Automatic fusion by op class: ir.Graph -> candidate groups, plus a reason for every refusal.
+
+The walk goes over the nodes in reverse topological order, so every consumer of a node has been
+placed before the node itself is. A node then tries to join the group of its consumers; the join
+is legal when the op classes combine (elementwise and broadcast ops everywhere, one reduction
+signature per group, a MatMul/Gemm only as the head of an epilogue at level 3), the iteration
+spaces agree, the group stays under the size cap, and no path leaves the group and comes back
+(which would make the fused node both feed and depend on an outside node: a cycle).
+
+Every node joins at most once and the cycle check only searches between the group's first and
+last node ids, so the walk is near-linear in graph size for the local structure of real models.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from autofuse.candidates import decision as why
+from autofuse.candidates.decision import YES, Decision, no
+from autofuse.ir.graph import Dim, Graph, Node
+from autofuse.ir.shapes import broadcast_shapes, format_shape, numel_key
+from autofuse.ops.axes import ReductionSignature, reduction_signature
+from autofuse.ops.table import OpClass, is_kernel, op_class
+
+DEFAULT_MAX_GROUP_SIZE = 64
+# Nodes the cycle check may visit for one join; past it the join is refused (conservative).
+CYCLE_SEARCH_BUDGET = 20_000
+_EPILOGUE_ANCHORS = frozenset({"MatMul", "Gemm"})
+_POINTWISE = (OpClass.ELEMENTWISE, OpClass.BROADCAST, OpClass.VIEW)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A set of nodes that may become one fused kernel."""
+
+    members: frozenset[int]
+    kind: str  # "elementwise" | "reduction" | "matmul_epilogue"
+    rule: str | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A fusion that was considered and refused: node names involved, reason code, detail."""
+
+    members: tuple[str, ...]
+    reason: str
+    detail: str = ""
+
+
+@dataclass
+class _Group:
+    members: set[int]
+    space: tuple[Dim, ...]  # the iteration space: the largest tensor the kernel walks over
+    signature: ReductionSignature | None = None
+    anchor: int | None = None  # the MatMul/Gemm heading a matmul-epilogue group
+    lo: int = 0  # smallest and largest member id (ids are topological positions)
+    hi: int = 0
+
+    @property
+    def kind(self) -> str:
+        if self.anchor is not None:
+            return "matmul_epilogue"
+        return "reduction" if self.signature is not None else "elementwise"
+
+
+@dataclass
+class AutoGrouping:
+    """Result of the walk: the candidate groups and the refusals met on the way."""
+
+    candidates: list[Candidate] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+
+
+def find_auto_candidates(
+    graph: Graph,
+    opt_level: int,
+    *,
+    max_group_size: int = DEFAULT_MAX_GROUP_SIZE,
+    excluded: frozenset[int] = frozenset(),
+) -> AutoGrouping:
+    """Group the fusible nodes of `graph` that are not in `excluded` (already taken by rules)."""
+    if opt_level < 2:
+        return AutoGrouping()
+    return _Walk(graph, opt_level, max_group_size, excluded).run()
+
+
+class _Walk:
+    def __init__(self, graph: Graph, opt_level: int, cap: int, excluded: frozenset[int]) -> None:
+        self.graph = graph
+        self.opt_level = opt_level
+        self.cap = cap
+        self.excluded = excluded
+        self.group_of: list[_Group | None] = [None] * len(graph.nodes)
+        self.result = AutoGrouping()
+        self.kernel = [is_kernel(n, graph) for n in graph.nodes]
+
+    def run(self) -> AutoGrouping:
+        for node in reversed(self.graph.nodes):
+            self._place(node)
+        groups = {id(g): g for g in self.group_of if g is not None}.values()
+        for group in sorted(groups, key=lambda g: g.lo):
+            if sum(self.kernel[m] for m in group.members) >= 2:
+                self.result.candidates.append(Candidate(frozenset(group.members), group.kind))
+        return self.result
+
+    # -- placing one node ---------------------------------------------------------------------
+
+    def _place(self, node: Node) -> None:
+        if node.id in self.excluded:
+            return
+        entry = self._entry_decision(node)
+        consumers = self.graph.consumer_ids(node)
+        if not entry:
+            self._refuse_edges(node, consumers, entry)
+            return
+        targets = self._consumer_groups(consumers)
+        outside = [c for c in consumers if self.group_of[c] is None]
+        escapes = bool(outside) or any(o in self.graph.output_set for o in node.outputs)
+        for consumer in outside:
+            reason = self._entry_decision(self.graph.nodes[consumer])
+            if self.kernel[consumer] and not reason:
+                self._refuse(node, [consumer], reason)
+        # Views and constants join only a group that reads all of them, never as an extra output.
+        single_output_only = self.opt_level < 3 or not self.kernel[node.id]
+        if single_output_only and targets and (escapes or len(targets) > 1):
+            for group in targets:
+                self._refuse(node, self._consumers_in(consumers, group),
+                             no(why.MULTI_OUTPUT, "an intermediate would also be needed outside the group"))
+            targets = []
+        for group in targets:
+            verdict = self._can_join(node, group)
+            if verdict:
+                self._join(node, group)
+                return
+            self._refuse(node, self._consumers_in(consumers, group), verdict)
+        if self._may_start_group(node):
+            self._start(node)
+
+    def _entry_decision(self, node: Node) -> Decision:
+        """Whether the node may be in an automatic group at all."""
+        kind = op_class(node)
+        if node.op_type == "Constant":
+            return YES
+        if not self.kernel[node.id] and kind != OpClass.VIEW:
+            return no(why.NOT_FUSIBLE, "constant subexpression (no kernel at run time)")
+        if kind in _POINTWISE:
+            return YES
+        if kind in (OpClass.REDUCTION, OpClass.NORMALIZATION):
+            if reduction_signature(node, self.graph) is None:
+                return no(why.UNKNOWN_SHAPE, f"{node.op_type}: reduced shape or axes unknown")
+            return YES
+        if kind == OpClass.CONTRACTION and node.op_type in _EPILOGUE_ANCHORS:
+            if self.opt_level < 3:
+                return no(why.CONTRACTION_NEEDS_LEVEL_3, f"{node.op_type} epilogues fuse at level 3")
+            return YES
+        return self._class_reason(node)
+
+    def _class_reason(self, node: Node) -> Decision:
+        kind = op_class(node)
+        if kind == OpClass.OPAQUE:
+            return no(why.OPAQUE_OP, f"{node.key} is opaque to fusion")
+        if kind == OpClass.INJECTIVE:
+            return no(why.DATA_MOVEMENT_OP, f"{node.op_type} moves data; not fused automatically")
+        return no(why.NOT_FUSIBLE, f"{node.op_type} ({kind.name.lower()}) is not fused automatically")
+
+    def _may_start_group(self, node: Node) -> bool:
+        # Views and constants only ever join a group that a kernel started.
+        return self.kernel[node.id] and op_class(node) not in (OpClass.VIEW, OpClass.METADATA)
+
+    def _consumer_groups(self, consumers: list[int]) -> list[_Group]:
+        counts: dict[int, tuple[int, _Group]] = {}
+        for c in consumers:
+            group = self.group_of[c]
+            if group is not None:
+                n, _ = counts.get(id(group), (0, group))
+                counts[id(group)] = (n + 1, group)
+        # Prefer the group that reads the node most, then the nearest one.
+        ranked = sorted(counts.values(), key=lambda item: (-item[0], item[1].lo))
+        return [group for _, group in ranked]
+
+    def _consumers_in(self, consumers: list[int], group: _Group) -> list[int]:
+        return [c for c in consumers if c in group.members]
+
+    # -- legality -------------------------------------------------------------------------------
+
+    def _can_join(self, node: Node, group: _Group) -> Decision:
+        if len(group.members) + 1 > self.cap:
+            return no(why.GROUP_TOO_LARGE, f"group would have {len(group.members) + 1} nodes (cap {self.cap})")
+        if node.op_type == "Constant":
+            return YES
+        verdict = self._classes_combine(node, group)
+        if not verdict:
+            return verdict
+        space = self._space(node)
+        if space is None:
+            return no(why.UNKNOWN_SHAPE, f"shape of '{node.outputs[0]}' unknown")
+        if _merged_space(space, group.space) is None:
+            return no(why.SHAPE_MISMATCH, f"iteration space {format_shape(space)} vs group {format_shape(group.space)}")
+        return self._acyclic(node, group)
+
+    def _classes_combine(self, node: Node, group: _Group) -> Decision:
+        kind = op_class(node)
+        if group.anchor is not None and group.anchor in self.graph.consumer_ids(node):
+            return no(why.CONTRACTION_PROLOGUE, "a MatMul's inputs are not fused into it")
+        if kind == OpClass.CONTRACTION:
+            if group.anchor is not None:
+                return no(why.CONTRACTION_CONFLICT, "group already has a MatMul")
+            if group.signature is not None:
+                return no(why.CONTRACTION_CONFLICT, "a MatMul epilogue cannot contain a reduction")
+            return YES
+        if kind in (OpClass.REDUCTION, OpClass.NORMALIZATION):
+            if group.anchor is not None:
+                return no(why.CONTRACTION_CONFLICT, "a MatMul epilogue cannot contain a reduction")
+            signature = reduction_signature(node, self.graph)
+            if group.signature is not None and signature != group.signature:
+                return no(why.REDUCTION_MISMATCH,
+                          f"reduces {format_shape(signature.shape)} over axes {list(signature.axes)}; the group "
+                          f"reduces {format_shape(group.signature.shape)} over axes {list(group.signature.axes)}")
+        return YES
+
+    def _space(self, node: Node) -> tuple[Dim, ...] | None:
+        """The iteration space of one node: its input rows for a reduction, else its output."""
+        if op_class(node) in (OpClass.REDUCTION, OpClass.NORMALIZATION):
+            signature = reduction_signature(node, self.graph)
+            return None if signature is None else signature.shape
+        shape = self.graph.type_of(node.outputs[0]).shape
+        if shape is None or any(d is None for d in shape):
+            return None
+        return shape
+
+    def _acyclic(self, node: Node, group: _Group) -> Decision:
+        """Refuse the join if a path leaves {node} ∪ group and comes back in."""
+        graph, members = self.graph, group.members
+        searches = (
+            # node -> outside -> group: only nodes up to the group's last id can reach it.
+            ([c for c in graph.consumer_ids(node) if c not in members],
+             lambda i: graph.consumer_ids(graph.nodes[i]), lambda i: i <= group.hi),
+            # group -> outside -> node: only nodes from the group's first id on can come from it.
+            ([p for p in graph.producer_ids(node) if p not in members],
+             lambda i: graph.producer_ids(graph.nodes[i]), lambda i: i >= group.lo),
+        )
+        for starts, step, allowed in searches:
+            found = _search(starts, members, step, allowed)
+            if found is None:
+                return no(why.WOULD_CREATE_CYCLE, f"cycle check gave up after {CYCLE_SEARCH_BUDGET} nodes")
+            if found:
+                return no(why.WOULD_CREATE_CYCLE, "a path leaves the group and comes back through an outside node")
+        return YES
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+
+    def _start(self, node: Node) -> None:
+        space = self._space(node)
+        if space is None:
+            self._refuse(node, [], no(why.UNKNOWN_SHAPE, f"shape of '{node.outputs[0]}' unknown"))
+            return
+        group = _Group({node.id}, space, lo=node.id, hi=node.id)
+        self._absorb_traits(node, group)
+        self.group_of[node.id] = group
+
+    def _join(self, node: Node, group: _Group) -> None:
+        group.members.add(node.id)
+        group.lo, group.hi = min(group.lo, node.id), max(group.hi, node.id)
+        if node.op_type != "Constant":
+            group.space = _merged_space(self._space(node), group.space)  # type: ignore[arg-type, assignment]
+            self._absorb_traits(node, group)
+        self.group_of[node.id] = group
+
+    def _absorb_traits(self, node: Node, group: _Group) -> None:
+        kind = op_class(node)
+        if kind in (OpClass.REDUCTION, OpClass.NORMALIZATION):
+            group.signature = reduction_signature(node, self.graph)
+        elif kind == OpClass.CONTRACTION:
+            group.anchor = node.id
+
+    def _refuse(self, node: Node, others: list[int], verdict: Decision) -> None:
+        if not self.kernel[node.id]:
+            return
+        names = (node.name, *(self.graph.nodes[i].name for i in others))
+        self.result.refusals.append(Refusal(names, verdict.reason, verdict.detail))
+
+    def _refuse_edges(self, node: Node, consumers: list[int], verdict: Decision) -> None:
+        grouped = [c for c in consumers if self.group_of[c] is not None and self.kernel[c]]
+        if grouped:
+            self._refuse(node, grouped, verdict)
+
+
+def _search(starts, targets: set[int], step, allowed) -> bool | None:
+    """Depth-first search from `starts` through allowed nodes; True if a target is reached.
+
+    Returns None when the budget runs out before the answer is known.
+    """
+    stack = [s for s in starts if allowed(s)]
+    seen = set(stack)
+    while stack:
+        current = stack.pop()
+        for nxt in step(current):
+            if nxt in targets:
+                return True
+            if nxt in seen or not allowed(nxt):
+                continue
+            if len(seen) >= CYCLE_SEARCH_BUDGET:
+                return None
+            seen.add(nxt)
+            stack.append(nxt)
+    return False
+
+
+def _merged_space(a: tuple[Dim, ...] | None, b: tuple[Dim, ...] | None) -> tuple[Dim, ...] | None:
+    """The space of a kernel walking both `a` and `b`, or None if one kernel cannot.
+
+    Compatible when one space broadcasts to the other (the smaller is re-read per row) or both
+    hold the same element count (a view between them).
+    """
+    if a is None or b is None:
+        return None
+    if a == b:
+        return a
+    joint = broadcast_shapes([a, b])
+    if joint == a or joint == b:
+        return joint
+    key_a, key_b = numel_key(a), numel_key(b)
+    if key_a is not None and key_a == key_b:
+        return b
+    return None

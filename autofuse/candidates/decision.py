@@ -1,0 +1,37 @@
+"""A yes-or-no answer that carries a reason code and the numbers behind a no."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Reason codes, stable: they appear in report.json and users grep for them.
+WOULD_CREATE_CYCLE = "would_create_cycle"
+GROUP_TOO_LARGE = "group_too_large"
+OPAQUE_OP = "opaque_op"
+DATA_MOVEMENT_OP = "data_movement_op"
+UNKNOWN_SHAPE = "unknown_shape"
+SHAPE_MISMATCH = "shape_mismatch"
+REDUCTION_MISMATCH = "reduction_axes_mismatch"
+MULTI_OUTPUT = "multi_output_needs_opt_level_3"
+CONTRACTION_NEEDS_LEVEL_3 = "matmul_epilogue_needs_opt_level_3"
+CONTRACTION_PROLOGUE = "matmul_prologue_not_fused"
+CONTRACTION_CONFLICT = "contraction_conflict"
+NOT_FUSIBLE = "not_fusible_op"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """`ok` or a reason code with a human-readable detail."""
+
+    ok: bool
+    reason: str = ""
+    detail: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+YES = Decision(True)
+
+
+def no(reason: str, detail: str = "") -> Decision:
+    return Decision(False, reason, detail)

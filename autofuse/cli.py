@@ -1,0 +1,78 @@
+"""Command line: `autofuse --input model.onnx [--opt-level 0-3] [-o OUTDIR] [--target NAME] [--verify]`.
+
+A thin layer over `autofuse.fuse`: parse, run, print a summary, map errors to exit codes
+(2: bad input, 3: verification mismatch, 1: internal error).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from autofuse.api import DEFAULT_TARGET, KNOWN_TARGETS, FuseResult, fuse
+from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE
+from autofuse.errors import AutofuseError, VerificationError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autofuse",
+        description="Fuse operators of an ONNX model for Ascend NPUs and report what was fused and why.",
+    )
+    parser.add_argument("--input", required=True, metavar="PATH.onnx", help="the ONNX model to optimize")
+    parser.add_argument("--opt-level", type=int, default=3, choices=range(4), metavar="0-3",
+                        help="0: nothing, 1: rules only, 2: + automatic fusion, 3: + MatMul epilogues and "
+                             "multi-output groups (default 3)")
+    parser.add_argument("-o", "--output-dir", metavar="OUTDIR",
+                        help="where to write model.onnx, report.json, report.md (default <input stem>_autofuse/)")
+    parser.add_argument("--target", default=DEFAULT_TARGET, choices=KNOWN_TARGETS, metavar="NAME",
+                        help=f"target chip profile: {', '.join(KNOWN_TARGETS)} (default {DEFAULT_TARGET})")
+    parser.add_argument("--verify", action="store_true",
+                        help="run original and rewritten model in onnxruntime and compare every output")
+    parser.add_argument("--max-group-size", type=int, default=DEFAULT_MAX_GROUP_SIZE, metavar="N",
+                        help=f"largest number of nodes in one fused group (default {DEFAULT_MAX_GROUP_SIZE})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs used by --verify")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except AutofuseError as exc:
+        print(f"autofuse: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("autofuse: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 1
+        print(f"autofuse: internal error: {type(exc).__name__}: {exc} (please report this)", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    source = Path(args.input)
+    outdir = Path(args.output_dir) if args.output_dir else Path.cwd() / f"{source.stem}_autofuse"
+    result = fuse(source, args.opt_level, args.target, max_group_size=args.max_group_size,
+                  verify=args.verify, seed=args.seed)
+    result.save(outdir)
+    print(_summary(result, outdir))
+    if result.verification is not None and not result.verification.ok:
+        raise VerificationError(result.verification.summary())
+    return 0
+
+
+def _summary(result: FuseResult, outdir: Path) -> str:
+    r = result.report
+    saved = r["kernels_before"] - r["kernels_after"]
+    share = f" (-{100 * saved / r['kernels_before']:.1f}%)" if r["kernels_before"] else ""
+    lines = [
+        f"autofuse {r['input']} (opt-level {r['opt_level']}, target {r['target']}): {r['pass_seconds']:.2f} s",
+        f"  nodes    {r['nodes_before']:>7} -> {r['nodes_after']}",
+        f"  kernels  {r['kernels_before']:>7} -> {r['kernels_after']}{share}",
+        f"  fused groups: {len(r['groups'])}, refused candidates: {len(r['rejected'])}",
+    ]
+    if r["verification"] is not None:
+        lines.append(f"  verify: {'ok' if r['verification']['ok'] else 'MISMATCH'}: {r['verification']['summary']}")
+    lines.append(f"  wrote {outdir}/model.onnx, report.json, report.md")
+    return "\n".join(lines)

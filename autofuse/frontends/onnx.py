@@ -1,0 +1,357 @@
+"""ONNX front end: a model file or ModelProto -> (validated ModelProto, ir.Graph).
+
+This and `rewrite/onnx.py` are the only modules that read ONNX protobuf structures. Loading never
+changes the model: the rewrite stage starts from the same ModelProto and only replaces the nodes
+that it fuses, so initializers, external data, metadata, opset imports, local functions and
+subgraphs survive untouched.
+"""
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import numpy_helper
+
+from autofuse.errors import InputError
+from autofuse.frontends.shapes import complete_shapes
+from autofuse.ir.graph import Dim, Graph, Node, TensorType
+
+MIN_OPSET = 7
+MAX_OPSET = onnx.defs.onnx_opset_version()
+# Constants up to this many elements are kept as numpy arrays in the IR (rules read epsilons,
+# exponents and axes from them); bigger ones are weights and stay in the protobuf only.
+SMALL_CONSTANT_ELEMENTS = 4096
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """The validated input model, the IR built from it, and where its external data lives."""
+
+    model: onnx.ModelProto
+    graph: Graph
+    source: str  # file path or "<ModelProto>", used in messages
+    base_dir: Path | None  # directory external-data locations are relative to
+
+
+def load_onnx(model: onnx.ModelProto | str | os.PathLike) -> LoadedModel:
+    """Read and validate an ONNX model and build its IR. Raises InputError on bad input."""
+    if isinstance(model, onnx.ModelProto):
+        return _build(model, "<ModelProto>", None)
+    path = Path(model)
+    return _build(_read_model(path), str(path), path.resolve().parent)
+
+
+def _read_model(path: Path) -> onnx.ModelProto:
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected an .onnx file")
+    data = path.read_bytes()
+    if not data:
+        raise InputError(f"{path}: file is empty (0 bytes), not an ONNX model")
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise InputError(f"{path}: not a valid ONNX model (protobuf parse failed: {exc})") from None
+    return model
+
+
+def _build(model: onnx.ModelProto, source: str, base_dir: Path | None) -> LoadedModel:
+    _check_header(model, source)
+    opset = _default_opset(model, source)
+    order = _topological_order(model.graph, source)
+    values = _value_types(model, source)
+    graph = Graph(
+        nodes=tuple(_to_node(i, model.graph.node[src], src) for i, src in enumerate(order)),
+        values=values,
+        inputs=tuple(v.name for v in model.graph.input),
+        outputs=tuple(v.name for v in model.graph.output),
+        initializers=frozenset(t.name for t in model.graph.initializer)
+        | frozenset(t.values.name for t in model.graph.sparse_initializer),
+        constant_values=_small_constants(model.graph),
+        opset=opset,
+        name=model.graph.name,
+    )
+    return LoadedModel(model=model, graph=complete_shapes(graph), source=source, base_dir=base_dir)
+
+
+def _check_header(model: onnx.ModelProto, source: str) -> None:
+    if not model.HasField("graph") or not model.opset_import:
+        raise InputError(f"{source}: not an ONNX model (no graph or no opset_import)")
+    if model.ir_version < 3:
+        raise InputError(f"{source}: unsupported ONNX IR version {model.ir_version} (need >= 3)")
+    if not model.graph.output:
+        raise InputError(f"{source}: graph '{model.graph.name}' declares no outputs")
+
+
+def _default_opset(model: onnx.ModelProto, source: str) -> int:
+    versions = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    if not versions:
+        raise InputError(f"{source}: no opset import for the default ONNX domain")
+    opset = versions[0]
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise InputError(
+            f"{source}: unsupported opset {opset} for the default domain "
+            f"(supported: {MIN_OPSET}-{MAX_OPSET})"
+        )
+    return opset
+
+
+# -- topology ---------------------------------------------------------------------------------
+
+
+def outer_scope_names(graph: onnx.GraphProto) -> list[str]:
+    """Names a subgraph reads from enclosing scopes (used but not defined inside it)."""
+    defined = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    defined |= {t.values.name for t in graph.sparse_initializer}
+    used: dict[str, None] = {}
+    for node in graph.node:
+        for name in node.input:
+            if name and name not in defined:
+                used[name] = None
+        for sub in _subgraphs(node):
+            for name in outer_scope_names(sub):
+                if name not in defined:
+                    used[name] = None
+        defined.update(o for o in node.output if o)
+    for out in graph.output:
+        if out.name not in defined:
+            used[out.name] = None
+    return list(used)
+
+
+def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    subs: list[onnx.GraphProto] = []
+    for attr in node.attribute:
+        if attr.type == onnx.AttributeProto.GRAPH:
+            subs.append(attr.g)
+        elif attr.type == onnx.AttributeProto.GRAPHS:
+            subs.extend(attr.graphs)
+    return subs
+
+
+def _needed_values(node: onnx.NodeProto) -> list[str]:
+    needed = [v for v in node.input if v]
+    for sub in _subgraphs(node):
+        needed.extend(outer_scope_names(sub))
+    return needed
+
+
+def _describe(node: onnx.NodeProto, index: int) -> str:
+    return f"node '{node.name}' ({node.op_type})" if node.name else f"node #{index} ({node.op_type})"
+
+
+def _topological_order(graph: onnx.GraphProto, source: str) -> list[int]:
+    """Indices of graph.node in a topological order (Kahn). Rejects dangling inputs and cycles."""
+    available = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    available |= {t.values.name for t in graph.sparse_initializer}
+    producer: dict[str, int] = {}
+    for i, node in enumerate(graph.node):
+        for out in node.output:
+            if out:
+                producer[out] = i
+    needs = [_needed_values(node) for node in graph.node]
+    waiting = [0] * len(graph.node)
+    readers: dict[str, list[int]] = {}
+    for i, values in enumerate(needs):
+        for value in dict.fromkeys(values):
+            if value in available:
+                continue
+            if value not in producer:
+                raise InputError(
+                    f"{source}: {_describe(graph.node[i], i)} reads '{value}', which no node, "
+                    "graph input or initializer defines (dangling input)"
+                )
+            waiting[i] += 1
+            readers.setdefault(value, []).append(i)
+    ready = deque(i for i, count in enumerate(waiting) if count == 0)
+    order: list[int] = []
+    while ready:
+        i = ready.popleft()
+        order.append(i)
+        for out in graph.node[i].output:
+            for reader in readers.get(out, ()):
+                waiting[reader] -= 1
+                if waiting[reader] == 0:
+                    ready.append(reader)
+    if len(order) != len(graph.node):
+        stuck = next(i for i, count in enumerate(waiting) if count > 0)
+        raise InputError(
+            f"{source}: the graph has a cycle through {_describe(graph.node[stuck], stuck)}"
+        )
+    for out in graph.output:
+        if out.name not in available and out.name not in producer:
+            raise InputError(f"{source}: graph output '{out.name}' is not produced by any node")
+    return order
+
+
+# -- nodes and values -------------------------------------------------------------------------
+
+
+def _attr_value(attr: onnx.AttributeProto):
+    kind = attr.type
+    if kind == onnx.AttributeProto.FLOAT:
+        return attr.f
+    if kind == onnx.AttributeProto.INT:
+        return attr.i
+    if kind == onnx.AttributeProto.STRING:
+        return attr.s.decode("utf-8", errors="replace")
+    if kind == onnx.AttributeProto.FLOATS:
+        return tuple(attr.floats)
+    if kind == onnx.AttributeProto.INTS:
+        return tuple(attr.ints)
+    if kind == onnx.AttributeProto.STRINGS:
+        return tuple(s.decode("utf-8", errors="replace") for s in attr.strings)
+    if kind == onnx.AttributeProto.TENSOR:
+        return _small_array(attr.t)
+    # Graphs, sparse tensors, type protos: kept opaque; later stages never look inside.
+    return attr
+
+
+def _to_node(node_id: int, proto: onnx.NodeProto, source_index: int) -> Node:
+    implicit: list[str] = []
+    for sub in _subgraphs(proto):
+        implicit.extend(outer_scope_names(sub))
+    return Node(
+        id=node_id,
+        name=proto.name or f"{proto.op_type}_{source_index}",
+        op_type=proto.op_type,
+        domain=proto.domain,
+        inputs=tuple(proto.input),
+        outputs=tuple(proto.output),
+        attrs={a.name: _attr_value(a) for a in proto.attribute},
+        implicit_inputs=tuple(dict.fromkeys(v for v in implicit if v not in proto.input)),
+        source_index=source_index,
+    )
+
+
+def dtype_name(elem_type: int) -> str | None:
+    """ONNX TensorProto element type -> numpy-style dtype name."""
+    if elem_type == 0:
+        return None
+    name = onnx.TensorProto.DataType.Name(elem_type).lower()
+    return {"float": "float32", "double": "float64"}.get(name, name)
+
+
+def _tensor_type(type_proto: onnx.TypeProto) -> TensorType | None:
+    if type_proto.WhichOneof("value") != "tensor_type":
+        return None
+    tensor = type_proto.tensor_type
+    shape: tuple[Dim, ...] | None = None
+    if tensor.HasField("shape"):
+        shape = tuple(_dim(d) for d in tensor.shape.dim)
+    return TensorType(dtype_name(tensor.elem_type), shape)
+
+
+def _dim(dim: onnx.TensorShapeProto.Dimension) -> Dim:
+    if dim.HasField("dim_value"):
+        return dim.dim_value
+    return dim.dim_param or None
+
+
+def _value_types(model: onnx.ModelProto, source: str) -> dict[str, TensorType]:
+    inferred = _infer_shapes(model)
+    types: dict[str, TensorType] = {}
+    for info in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
+        found = _tensor_type(info.type)
+        if found is not None:
+            types[info.name] = found
+    for init in model.graph.initializer:
+        types[init.name] = TensorType(dtype_name(init.data_type), tuple(init.dims))
+    return types
+
+
+def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """ONNX shape inference on a copy whose big weights are replaced by typed graph inputs.
+
+    Weights are not needed to infer shapes (small constants such as Reshape targets are kept),
+    and dropping them keeps inference fast and memory-flat on multi-GB models.
+    """
+    skeleton = _without_weights(model)
+    try:
+        return onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True)
+    except Exception:  # noqa: BLE001 - inference is best effort; unknown stays unknown
+        return skeleton
+
+
+def _without_weights(model: onnx.ModelProto) -> onnx.ModelProto:
+    light = onnx.ModelProto()
+    if _has_big_initializer(model.graph):
+        _copy_light(model, light)
+    else:
+        light.CopyFrom(model)
+    return light
+
+
+def _has_big_initializer(graph: onnx.GraphProto) -> bool:
+    return any(_numel(t) > SMALL_CONSTANT_ELEMENTS or t.data_location == onnx.TensorProto.EXTERNAL
+               for t in graph.initializer)
+
+
+def _copy_light(model: onnx.ModelProto, light: onnx.ModelProto) -> None:
+    for field_name in ("ir_version", "producer_name", "domain", "model_version"):
+        setattr(light, field_name, getattr(model, field_name))
+    light.opset_import.extend(model.opset_import)
+    light.functions.extend(model.functions)
+    src = model.graph
+    dst = light.graph
+    dst.name = src.name
+    dst.node.extend(src.node)
+    dst.input.extend(src.input)
+    dst.output.extend(src.output)
+    dst.value_info.extend(src.value_info)
+    declared = {v.name for v in src.input}
+    for tensor in src.initializer:
+        if _numel(tensor) <= SMALL_CONSTANT_ELEMENTS and tensor.data_location != onnx.TensorProto.EXTERNAL:
+            dst.initializer.append(tensor)
+        elif tensor.name not in declared:
+            dst.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims))
+
+
+def _numel(tensor: onnx.TensorProto) -> int:
+    return int(np.prod(tensor.dims, dtype=np.int64)) if tensor.dims else 1
+
+
+def _small_array(tensor: onnx.TensorProto) -> np.ndarray | None:
+    if tensor.data_location == onnx.TensorProto.EXTERNAL or _numel(tensor) > SMALL_CONSTANT_ELEMENTS:
+        return None
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception:  # noqa: BLE001 - exotic dtypes are simply not readable as constants
+        return None
+
+
+def _small_constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    found: dict[str, np.ndarray] = {}
+    for tensor in graph.initializer:
+        array = _small_array(tensor)
+        if array is not None:
+            found[tensor.name] = array
+    for node in graph.node:
+        if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or not node.output:
+            continue
+        array = _constant_node_value(node)
+        if array is not None:
+            found[node.output[0]] = array
+    return found
+
+
+def _constant_node_value(node: onnx.NodeProto) -> np.ndarray | None:
+    for attr in node.attribute:
+        if attr.name == "value":
+            return _small_array(attr.t)
+        if attr.name == "value_float":
+            return np.array(attr.f, dtype=np.float32)
+        if attr.name == "value_floats":
+            return np.array(list(attr.floats), dtype=np.float32)
+        if attr.name == "value_int":
+            return np.array(attr.i, dtype=np.int64)
+        if attr.name == "value_ints":
+            return np.array(list(attr.ints), dtype=np.int64)
+    return None

@@ -1,0 +1,143 @@
+"""The planner: candidates (rules, automatic grouping) -> a Plan of fused groups.
+
+The only module that combines the candidate sources. A Plan is plain data: which nodes each fused
+group takes, what crosses its boundary, and every refusal met on the way. Building one never
+changes the graph; only the rewrite stage produces a new model.
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE, Candidate, Refusal, find_auto_candidates
+from autofuse.errors import PlanInvariantError
+from autofuse.ir.graph import Graph
+
+FUSED_DOMAIN = "ai.autofuse"
+_KIND_NAMES = {"elementwise": "Elementwise", "reduction": "Reduction", "matmul_epilogue": "MatMulEpilogue"}
+
+
+@dataclass(frozen=True)
+class FusionGroup:
+    """One fused kernel: the original nodes it replaces and the values crossing its boundary."""
+
+    id: str  # "g0", "g1", ... in topological order of the groups
+    op_type: str  # name of the fused node and of its ONNX function
+    kind: str
+    rule: str | None
+    members: tuple[int, ...]  # node ids, ascending (= topological order)
+    inputs: tuple[str, ...]  # values read from outside, in order of first use
+    outputs: tuple[str, ...]  # values used outside or graph outputs, in member order
+
+
+@dataclass(frozen=True)
+class Plan:
+    opt_level: int
+    groups: tuple[FusionGroup, ...]
+    refusals: tuple[Refusal, ...]
+
+    def group_of(self) -> dict[int, FusionGroup]:
+        return {m: g for g in self.groups for m in g.members}
+
+
+def plan_fusion(graph: Graph, opt_level: int, *, max_group_size: int = DEFAULT_MAX_GROUP_SIZE) -> Plan:
+    """Choose the fused groups for `graph` at `opt_level` (0: none, 1: rules only, 2-3: automatic)."""
+    if not 0 <= opt_level <= 3:
+        raise ValueError(f"opt_level must be 0-3, got {opt_level}")
+    auto = find_auto_candidates(graph, opt_level, max_group_size=max_group_size)
+    groups = _number(graph, auto.candidates)
+    plan = Plan(opt_level, tuple(groups), tuple(auto.refusals))
+    check_plan(plan, graph)
+    return plan
+
+
+def _number(graph: Graph, candidates: list[Candidate]) -> list[FusionGroup]:
+    ordered = sorted(candidates, key=lambda c: min(c.members))
+    groups = []
+    for index, candidate in enumerate(ordered):
+        members = tuple(sorted(candidate.members))
+        inputs, outputs = boundary(graph, members)
+        op_type = f"Fused{_KIND_NAMES.get(candidate.kind, 'Group')}_{index}"
+        groups.append(FusionGroup(f"g{index}", op_type, candidate.kind, candidate.rule, members, inputs, outputs))
+    return groups
+
+
+def boundary(graph: Graph, members: tuple[int, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Values a set of nodes reads from outside, and values it produces that are used outside."""
+    inside = set(members)
+    produced: set[str] = set()
+    for m in members:
+        produced.update(v for v in graph.nodes[m].outputs if v)
+    inputs: dict[str, None] = {}
+    outputs: dict[str, None] = {}
+    for m in members:
+        node = graph.nodes[m]
+        for value in node.all_inputs():
+            if value not in produced:
+                inputs[value] = None
+        for value in node.outputs:
+            if not value:
+                continue
+            used_outside = any(c not in inside for c in graph.consumers.get(value, ()))
+            if used_outside or value in graph.output_set:
+                outputs[value] = None
+    return tuple(inputs), tuple(outputs)
+
+
+# -- invariants ---------------------------------------------------------------------------------
+
+
+def fused_order(plan: Plan, graph: Graph) -> list[int | FusionGroup]:
+    """A topological order of the graph with every group contracted to one item.
+
+    Raises PlanInvariantError if the contracted graph has a cycle (a group is not convex).
+    Kahn's algorithm over the quotient graph, O(nodes + edges), ties broken by original order.
+    """
+    owner = plan.group_of()
+
+    def item_key(node_id: int):
+        group = owner.get(node_id)
+        return ("g", group.id) if group else ("n", node_id)
+
+    items: dict[tuple, int | FusionGroup] = {}
+    first: dict[tuple, int] = {}
+    for node in graph.nodes:
+        key = item_key(node.id)
+        items.setdefault(key, owner.get(node.id, node.id))
+        first.setdefault(key, node.id)
+    waiting = {key: 0 for key in items}
+    successors: dict[tuple, set[tuple]] = {key: set() for key in items}
+    for node in graph.nodes:
+        dst = item_key(node.id)
+        for p in graph.producer_ids(node):
+            src = item_key(p)
+            if src != dst and dst not in successors[src]:
+                successors[src].add(dst)
+                waiting[dst] += 1
+    ready = [(first[k], k) for k, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    order: list[int | FusionGroup] = []
+    while ready:
+        _, key = heapq.heappop(ready)
+        order.append(items[key])
+        for nxt in successors[key]:
+            waiting[nxt] -= 1
+            if waiting[nxt] == 0:
+                heapq.heappush(ready, (first[nxt], nxt))
+    if len(order) != len(items):
+        stuck = sorted(k[1] for k, n in waiting.items() if n > 0 and k[0] == "g")
+        raise PlanInvariantError(f"fusion plan is not convex: contracting groups {stuck} creates a cycle")
+    return order
+
+
+def check_plan(plan: Plan, graph: Graph) -> None:
+    """Assert the plan is a convex partition of a subset of the graph's nodes."""
+    seen: set[int] = set()
+    for group in plan.groups:
+        overlap = seen.intersection(group.members)
+        if overlap:
+            raise PlanInvariantError(f"node {graph.nodes[min(overlap)].name!r} is in two fused groups")
+        seen.update(group.members)
+        if not group.outputs:
+            raise PlanInvariantError(f"fused group {group.id} produces nothing used outside it")
+    fused_order(plan, graph)

@@ -1,0 +1,69 @@
+"""Plan + graph -> the report dictionary written as report.json (its keys are a contract)."""
+from __future__ import annotations
+
+from collections import Counter
+
+from autofuse.ir.graph import Graph
+from autofuse.ops.table import is_kernel, node_cost
+from autofuse.planner.plan import FusionGroup, Plan
+from autofuse.verify.onnx_runtime import Verification
+
+
+def build_report(
+    graph: Graph,
+    plan: Plan,
+    *,
+    source: str,
+    target: str,
+    pass_seconds: float,
+    verification: Verification | None = None,
+) -> dict:
+    """The report of one run. Counts follow the definitions in README.md ("Reading the report")."""
+    from autofuse import __version__
+
+    kernels = [is_kernel(n, graph) for n in graph.nodes]
+    fused_nodes = sum(len(g.members) for g in plan.groups)
+    fused_kernels = sum(kernels[m] for g in plan.groups for m in g.members)
+    return {
+        "autofuse_version": __version__,
+        "input": source,
+        "opt_level": plan.opt_level,
+        "target": target,
+        "nodes_before": len(graph.nodes),
+        "nodes_after": len(graph.nodes) - fused_nodes + len(plan.groups),
+        "kernels_before": sum(kernels),
+        "kernels_after": sum(kernels) - fused_kernels + len(plan.groups),
+        "pass_seconds": round(pass_seconds, 4),
+        "groups": [_group_entry(graph, g) for g in plan.groups],
+        "rejected": [{"members": list(r.members), "reason": r.reason, "detail": r.detail} for r in plan.refusals],
+        "rejected_by_reason": dict(Counter(r.reason for r in plan.refusals).most_common()),
+        "verification": None if verification is None else _verification_entry(verification),
+    }
+
+
+def _group_entry(graph: Graph, group: FusionGroup) -> dict:
+    costs = [node_cost(graph.nodes[m], graph).bytes_total for m in group.members]
+    crossing = [graph.type_of(v).nbytes() for v in (*group.inputs, *group.outputs)]
+    return {
+        "id": group.id,
+        "op_type": group.op_type,
+        "kind": group.kind,
+        "rule": group.rule,
+        "members": [graph.nodes[m].name for m in group.members],
+        "member_op_types": [graph.nodes[m].op_type for m in group.members],
+        "inputs": list(group.inputs),
+        "outputs": list(group.outputs),
+        "hbm_bytes_before": None if None in costs else sum(costs),
+        "hbm_bytes_after": None if None in crossing else sum(crossing),
+    }
+
+
+def _verification_entry(result: Verification) -> dict:
+    return {
+        "ok": result.ok,
+        "summary": result.summary(),
+        "outputs": [
+            {"name": o.name, "dtype": o.dtype, "ok": o.ok, "max_abs_error": o.max_abs_error}
+            for o in result.outputs
+        ],
+    }

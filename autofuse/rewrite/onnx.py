@@ -1,0 +1,82 @@
+"""ONNX rewrite: (input ModelProto, Plan) -> a new ModelProto with one node per fused group.
+
+Each group becomes a node in domain `ai.autofuse` whose definition is a model-local ONNX function
+made of the original nodes, names included, so onnxruntime still runs the model and gives the same
+numbers. Everything the plan does not touch is copied as it was.
+"""
+from __future__ import annotations
+
+import onnx
+
+from autofuse.frontends.onnx import LoadedModel
+from autofuse.planner.plan import FUSED_DOMAIN, FusionGroup, Plan, fused_order
+
+# Model-local functions need IR version 8. We never lower a model's IR version, and we raise it
+# only to this floor, so the output loads in every onnxruntime that loads the input and has
+# function support (onnxruntime >= 1.12). tests/test_rewrite.py checks the installed one.
+FUNCTION_IR_VERSION = 8
+FUSED_OPSET_VERSION = 1
+
+
+def rewrite_onnx(loaded: LoadedModel, plan: Plan) -> onnx.ModelProto:
+    """The rewritten model. With an empty plan it is a plain copy of the input."""
+    source = loaded.model
+    graph = loaded.graph
+    out = onnx.ModelProto()
+    out.CopyFrom(source)
+    if not plan.groups:
+        return out
+    protos = source.graph.node
+    opsets = list(source.opset_import)
+    del out.graph.node[:]
+    internal: set[str] = set()
+    for item in fused_order(plan, graph):
+        if isinstance(item, FusionGroup):
+            members = [_named(protos[graph.nodes[m].source_index], graph.nodes[m].name) for m in item.members]
+            out.graph.node.append(_fused_node(item))
+            out.functions.append(_function(item, members, opsets))
+            internal.update(_internal_values(item, members))
+        else:
+            out.graph.node.append(protos[graph.nodes[item].source_index])
+    _drop_value_info(out.graph, internal)
+    if not any(o.domain == FUSED_DOMAIN for o in out.opset_import):
+        out.opset_import.append(onnx.helper.make_opsetid(FUSED_DOMAIN, FUSED_OPSET_VERSION))
+    out.ir_version = max(out.ir_version, FUNCTION_IR_VERSION)
+    return out
+
+
+def _named(proto: onnx.NodeProto, name: str) -> onnx.NodeProto:
+    if proto.name == name:
+        return proto
+    named = onnx.NodeProto()
+    named.CopyFrom(proto)
+    named.name = name
+    return named
+
+
+def _fused_node(group: FusionGroup) -> onnx.NodeProto:
+    return onnx.helper.make_node(
+        group.op_type, list(group.inputs), list(group.outputs),
+        name=f"autofuse/{group.id}", domain=FUSED_DOMAIN,
+    )
+
+
+def _function(group: FusionGroup, members: list[onnx.NodeProto], opsets) -> onnx.FunctionProto:
+    rule = group.rule or "automatic"
+    return onnx.helper.make_function(
+        FUSED_DOMAIN, group.op_type, list(group.inputs), list(group.outputs), members, opsets,
+        doc_string=f"autofuse {group.id}: {group.kind} group ({rule}) of {len(members)} nodes",
+    )
+
+
+def _internal_values(group: FusionGroup, members: list[onnx.NodeProto]) -> set[str]:
+    produced = {v for node in members for v in node.output if v}
+    return produced - set(group.outputs)
+
+
+def _drop_value_info(graph: onnx.GraphProto, internal: set[str]) -> None:
+    if not internal:
+        return
+    kept = [v for v in graph.value_info if v.name not in internal]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
