@@ -26,6 +26,8 @@ DEFAULT_MAX_GROUP_SIZE = 64
 CYCLE_SEARCH_BUDGET = 20_000
 _EPILOGUE_ANCHORS = frozenset({"MatMul", "Gemm"})
 _POINTWISE = (OpClass.ELEMENTWISE, OpClass.BROADCAST, OpClass.VIEW)
+# Data movement that a row-tiled kernel can do inside each row when it runs along the last axis.
+_ROW_LOCAL = frozenset({"Slice", "Concat", "Split"})
 
 
 @dataclass(frozen=True)
@@ -148,11 +150,39 @@ class _Walk:
             if reduction_signature(node, self.graph) is None:
                 return no(why.UNKNOWN_SHAPE, f"{node.op_type}: reduced shape or axes unknown")
             return YES
+        if kind == OpClass.INJECTIVE and node.op_type in _ROW_LOCAL:
+            if self.opt_level < 3:
+                return no(why.DATA_MOVEMENT_OP, f"{node.op_type} along rows fuses at level 3")
+            if not self._is_row_local(node):
+                return no(why.DATA_MOVEMENT_OP, f"{node.op_type} is not along the last axis with constant bounds")
+            return YES
         if kind == OpClass.CONTRACTION and node.op_type in _EPILOGUE_ANCHORS:
             if self.opt_level < 3:
                 return no(why.CONTRACTION_NEEDS_LEVEL_3, f"{node.op_type} epilogues fuse at level 3")
             return YES
         return self._class_reason(node)
+
+    def _is_row_local(self, node: Node) -> bool:
+        """Slice/Concat/Split that only move data within the last axis (a row-tiled kernel
+        handles them as offsets inside each row)."""
+        graph = self.graph
+        rank = graph.type_of(node.outputs[0]).rank if node.op_type != "Split" else graph.type_of(node.inputs[0]).rank
+        if not rank:
+            return False
+        if node.op_type in ("Concat", "Split"):
+            return node.attrs.get("axis", 0) % rank == rank - 1
+        if graph.opset < 10:
+            axes = node.attrs.get("axes", tuple(range(rank)))
+            bounds_known = True
+        else:
+            params = [graph.constant(v) if v else None for v in node.inputs[1:5]]
+            bounds_known = all(p is not None for p in params[:2])
+            axes = params[2].tolist() if len(params) > 2 and params[2] is not None else (
+                None if len(node.inputs) > 3 and node.inputs[3] else list(range(rank)))
+            steps = params[3] if len(params) > 3 else None
+            if len(node.inputs) > 4 and node.inputs[4] and (steps is None or (steps != 1).any()):
+                return False
+        return bounds_known and axes is not None and [a % rank for a in axes] == [rank - 1]
 
     def _class_reason(self, node: Node) -> Decision:
         kind = op_class(node)
@@ -193,6 +223,10 @@ class _Walk:
         space = self._space(node)
         if space is None:
             return no(why.UNKNOWN_SHAPE, f"shape of '{node.outputs[0]}' unknown")
+        if self._drops_reduced_axes(node) and any(
+            op_class(self.graph.nodes[c]) != OpClass.VIEW for c in self.graph.consumer_ids(node) if c in group.members
+        ):
+            return no(why.SHAPE_MISMATCH, "its keepdims=0 output would be re-read by broadcasting, not per row")
         if _merged_space(space, group.space) is None:
             return no(why.SHAPE_MISMATCH, f"iteration space {format_shape(space)} vs group {format_shape(group.space)}")
         return self._acyclic(node, group)
@@ -217,12 +251,19 @@ class _Walk:
                           f"reduces {format_shape(group.signature.shape)} over axes {list(group.signature.axes)}")
         return YES
 
+    def _drops_reduced_axes(self, node: Node) -> bool:
+        if op_class(node) != OpClass.REDUCTION or node.attrs.get("keepdims", 1):
+            return False
+        signature = reduction_signature(node, self.graph)
+        return signature is not None and bool(signature.axes)
+
     def _space(self, node: Node) -> tuple[Dim, ...] | None:
         """The iteration space of one node: its input rows for a reduction, else its output."""
         if op_class(node) in (OpClass.REDUCTION, OpClass.NORMALIZATION):
             signature = reduction_signature(node, self.graph)
             return None if signature is None else signature.shape
-        shape = self.graph.type_of(node.outputs[0]).shape
+        value = node.inputs[0] if node.op_type == "Split" else node.outputs[0]
+        shape = self.graph.type_of(value).shape
         if shape is None or any(d is None for d in shape):
             return None
         return shape
@@ -321,4 +362,14 @@ def _merged_space(a: tuple[Dim, ...] | None, b: tuple[Dim, ...] | None) -> tuple
     key_a, key_b = numel_key(a), numel_key(b)
     if key_a is not None and key_a == key_b:
         return b
-    return None
+    return _row_space(a, b)
+
+
+def _row_space(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> tuple[Dim, ...] | None:
+    """Spaces with the same rows whose static row lengths differ (a slice or concat of rows)."""
+    if len(a) != len(b) or not a or not isinstance(a[-1], int) or not isinstance(b[-1], int):
+        return None
+    rows = broadcast_shapes([a[:-1], b[:-1]])
+    if rows not in (a[:-1], b[:-1]):
+        return None
+    return (*rows, max(a[-1], b[-1]))

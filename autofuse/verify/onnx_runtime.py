@@ -125,9 +125,9 @@ def make_inputs(model: onnx.ModelProto, *, seed: int = 0, dim: int = DEFAULT_DIM
 def _random_tensor(name: str, dtype: str | None, shape: tuple[int, ...], rng, bound: int | None) -> np.ndarray:
     lowered = name.lower()
     if dtype in ("float32", "float16", "float64"):
-        return rng.standard_normal(shape).astype(dtype)
+        return np.asarray(rng.standard_normal(shape), dtype=dtype)
     if dtype == "bool":
-        return rng.random(shape) < 0.5
+        return np.asarray(rng.random(shape) < 0.5)
     if dtype is None or not dtype.startswith(("int", "uint")):
         raise ValueError(f"cannot make a random input for '{name}' of type {dtype}")
     if "mask" in lowered:
@@ -135,7 +135,7 @@ def _random_tensor(name: str, dtype: str | None, shape: tuple[int, ...], rng, bo
     if "position" in lowered and shape:
         return np.broadcast_to(np.arange(shape[-1]), shape).astype(dtype)
     high = bound if bound is not None else 2
-    return rng.integers(0, max(high, 1), size=shape).astype(dtype)
+    return np.asarray(rng.integers(0, max(high, 1), size=shape), dtype=dtype)
 
 
 def _index_bound(graph: onnx.GraphProto, name: str, initializers: dict) -> int | None:

@@ -1,0 +1,351 @@
+"""Every automatic fusion decision and refusal, each on a graph small enough to read."""
+from __future__ import annotations
+
+import pytest
+
+from graphs import fused, groups, model, reasons
+
+CHAIN = """
+g (float[N, 8] x, float[8] b) => (float[N, 8] y) {
+  a = Add (x, b)
+  r = Relu (a)
+  y = Exp (r)
+}
+"""
+
+
+def test_elementwise_chain_with_broadcast_becomes_one_group():
+    result = fused(model(CHAIN), level=2)
+    assert groups(result) == [["Add_0", "Relu_1", "Exp_2"]]
+    assert result.report["kernels_before"] == 3 and result.report["kernels_after"] == 1
+
+
+@pytest.mark.parametrize("level", [0, 1])
+def test_levels_0_and_1_change_nothing(level):
+    m = model(CHAIN)
+    result = fused(m, level=level)
+    assert groups(result) == []
+    assert result.model.graph.node == m.graph.node
+    assert result.report["rejected"] == []
+
+
+def test_diamond_dag_fuses_whole():
+    result = fused(model("""
+    g (float[4, 8] x) => (float[4, 8] y) {
+      a = Sigmoid (x)
+      b = Tanh (x)
+      c = Mul (a, b)
+      y = Add (c, a)
+    }"""), level=2)
+    assert groups(result) == [["Sigmoid_0", "Tanh_1", "Mul_2", "Add_3"]]
+
+
+MULTI_CONSUMER = """
+g (float[4, 8] x, float[8, 8] w) => (float[4, 8] y, float[4, 8] z) {
+  a = Exp (x)
+  b = Relu (a)
+  y = Neg (b)
+  z = MatMul (a, w)
+}
+"""
+
+
+def test_value_used_outside_is_refused_at_level_2():
+    result = fused(model(MULTI_CONSUMER), level=2)
+    assert groups(result) == [["Relu_1", "Neg_2"]]
+    assert "multi_output_needs_opt_level_3" in reasons(result)
+
+
+def test_value_used_outside_becomes_extra_output_at_level_3():
+    result = fused(model(MULTI_CONSUMER), level=3)
+    first = result.report["groups"][0]
+    assert first["members"] == ["Exp_0", "Relu_1", "Neg_2"]
+    assert first["outputs"] == ["a", "y"]
+
+
+def test_graph_output_in_the_middle_of_a_chain():
+    text = """
+    g (float[4, 8] x) => (float[4, 8] mid, float[4, 8] y) {
+      mid = Exp (x)
+      r = Relu (mid)
+      y = Neg (r)
+    }"""
+    assert groups(fused(model(text), level=2)) == [["Relu_1", "Neg_2"]]
+    level3 = fused(model(text), level=3)
+    assert groups(level3) == [["Exp_0", "Relu_1", "Neg_2"]]
+    assert set(level3.report["groups"][0]["outputs"]) == {"mid", "y"}
+
+
+def test_softmax_written_out_is_one_reduction_group():
+    result = fused(model("""
+    g (float[B, 4, 16] x) => (float[B, 4, 16] y) {
+      m = ReduceMax <axes = [-1]> (x)
+      d = Sub (x, m)
+      e = Exp (d)
+      s = ReduceSum <keepdims = 1> (e, axes)
+      y = Div (e, s)
+    }""".replace("(e, axes)", "(e, ax)").replace("float[B, 4, 16] x)", "float[B, 4, 16] x, int64[1] ax)")), level=2)
+    # axes given as a graph input are not constant: that reduction cannot be placed.
+    assert "unknown_shape" in reasons(result)
+
+
+def test_softmax_with_constant_axes_fuses():
+    result = fused(model("""
+    g (float[B, 4, 16] x) => (float[B, 4, 16] y) <int64[1] ax = {-1}> {
+      m = ReduceMax <axes = [-1]> (x)
+      d = Sub (x, m)
+      e = Exp (d)
+      s = ReduceSum (e, ax)
+      y = Div (e, s)
+    }"""), level=2)
+    assert groups(result) == [["ReduceMax_0", "Sub_1", "Exp_2", "ReduceSum_3", "Div_4"]]
+    assert result.report["groups"][0]["kind"] == "reduction"
+
+
+def test_two_reductions_over_different_axes_are_not_one_group():
+    result = fused(model("""
+    g (float[4, 8] x) => (float[4, 1] y) {
+      a = ReduceSum <keepdims = 1> (x, one)
+      b = Mul (x, a)
+      y = ReduceMax <axes = [1]> (b)
+    }""".replace("(x, one)", "(x, zero)").replace("{\n", "<int64[1] zero = {0}> {\n", 1)), level=2)
+    assert "reduction_axes_mismatch" in reasons(result)
+    for members in groups(result):
+        assert not {"ReduceSum_0", "ReduceMax_2"} <= set(members)
+
+
+def test_reduced_rows_broadcast_back_into_the_rows():
+    # RMSNorm written out: the reduced [B, S, 1] value is re-read against the [B, S, 8] rows.
+    result = fused(model("""
+    g (float[B, S, 8] x, float[8] w) => (float[B, S, 8] y) <float eps = {1e-6}, float two = {2.0}> {
+      p = Pow (x, two)
+      m = ReduceMean <axes = [-1]> (p)
+      a = Add (m, eps)
+      r = Sqrt (a)
+      n = Div (x, r)
+      y = Mul (n, w)
+    }"""), level=2)
+    assert len(groups(result)) == 1 and len(groups(result)[0]) == 6
+
+
+def test_shape_mismatch_is_refused():
+    # keepdims=0 leaves [4]: elementwise work on it is not over the [4, 8] rows being reduced.
+    result = fused(model("""
+    g (float[4, 8] x, float[4] c) => (float[4] y) {
+      m = ReduceMean <axes = [1], keepdims = 0> (x)
+      e = Exp (m)
+      y = Add (e, c)
+    }"""), level=2)
+    assert "shape_mismatch" in reasons(result)
+
+
+def test_int_and_bool_ops_fuse():
+    result = fused(model("""
+    g (int64[4, 8] i, float[4, 8] x) => (float[4, 8] y) <int64 two = {2}> {
+      j = Mul (i, two)
+      k = Add (j, i)
+      b = Greater (k, two)
+      nb = Not (b)
+      y = Where (nb, x, x)
+    }"""), level=2)
+    assert groups(result) == [["Mul_0", "Add_1", "Greater_2", "Not_3", "Where_4"]]
+
+
+def test_fp16_chain_fuses_and_verifies():
+    result = fused(model("""
+    g (float16[2, 8] x) => (float[2, 8] y) {
+      a = Sigmoid (x)
+      b = Mul (a, x)
+      y = Cast <to = 1> (b)
+    }"""), level=2)
+    assert len(groups(result)) == 1
+
+
+def test_empty_tensor_chain():
+    result = fused(model("""
+    g (float[0, 8] x) => (float[0, 8] y) {
+      a = Relu (x)
+      y = Exp (a)
+    }"""), level=2)
+    assert groups(result) == [["Relu_0", "Exp_1"]]
+
+
+def test_path_through_an_opaque_op_is_not_swallowed():
+    # a -> TopK (opaque) -> c and a -> c: fusing a with c would make the group feed and
+    # depend on TopK.
+    result = fused(model("""
+    g (float[4, 8] x) => (float[4, 8] y, int64[4, 8] idx) <int64[1] k = {8}> {
+      a = Exp (x)
+      t, idx = TopK (a, k)
+      y = Add (a, t)
+    }"""), level=3)
+    assert "would_create_cycle" in reasons(result)
+    assert groups(result) == []
+
+
+def test_reduction_without_kept_dims_ends_its_group():
+    # [8] sums re-read against [8, 8] by broadcasting run along the other axis: not row-wise.
+    result = fused(model("""
+    g (float[8, 8] x) => (float[8, 8] y) {
+      e = Exp (x)
+      m = ReduceMax <axes = [1], keepdims = 0> (e)
+      y = Add (m, x)
+    }"""), level=2)
+    assert groups(result) == [["Exp_0", "ReduceMax_1"]]
+    assert "shape_mismatch" in reasons(result)
+
+
+def test_group_size_cap():
+    body = "\n".join(f"  v{i + 1} = Relu (v{i})" for i in range(12))
+    text = f"g (float[4] v0) => (float[4] v12) {{\n{body}\n}}"
+    result = fused(model(text), level=2, max_group_size=4)
+    assert all(len(members) <= 4 for members in groups(result))
+    assert len(groups(result)) == 3
+    assert "group_too_large" in reasons(result)
+
+
+def test_matmul_epilogue_only_at_level_3():
+    text = """
+    g (float[N, 8] x, float[8, 16] w, float[16] b) => (float[N, 16] y) {
+      m = MatMul (x, w)
+      a = Add (m, b)
+      y = Relu (a)
+    }"""
+    level2 = fused(model(text), level=2)
+    assert groups(level2) == [["Add_1", "Relu_2"]]
+    assert "matmul_epilogue_needs_opt_level_3" in reasons(level2)
+    level3 = fused(model(text), level=3)
+    assert groups(level3) == [["MatMul_0", "Add_1", "Relu_2"]]
+    assert level3.report["groups"][0]["kind"] == "matmul_epilogue"
+
+
+def test_matmul_prologue_is_not_fused():
+    result = fused(model("""
+    g (float[N, 8] x, float[8, 8] w) => (float[N, 8] y) {
+      a = Relu (x)
+      m = MatMul (a, w)
+      y = Exp (m)
+    }"""), level=3)
+    assert groups(result) == [["MatMul_1", "Exp_2"]]
+    assert "matmul_prologue_not_fused" in reasons(result)
+
+
+def test_custom_domain_op_is_opaque_and_untouched():
+    m = model("""
+    g (float[4] x) => (float[4] y) {
+      a = Relu (x)
+      b = custom.Thing (a)
+      y = Exp (b)
+    }""", header='<ir_version: 8, opset_import: ["" : 17, "custom" : 1]>\n')
+    from autofuse import fuse
+    result = fuse(m, opt_level=3)
+    assert groups(result) == []
+    assert [n.op_type for n in result.model.graph.node] == ["Relu", "Thing", "Exp"]
+    assert "opaque_op" in reasons(result)
+
+
+def test_constant_is_absorbed_into_the_group_that_reads_it():
+    result = fused(model("""
+    g (float[4] x) => (float[4] y) {
+      c = Constant <value = float {2.0}> ()
+      a = Mul (x, c)
+      y = Relu (a)
+    }"""), level=2)
+    assert groups(result) == [["Constant_0", "Mul_1", "Relu_2"]]
+    assert result.report["groups"][0]["inputs"] == ["x"]
+
+
+def test_if_is_opaque_and_its_outer_reads_are_respected():
+    result = fused(model("""
+    g (float[4] x, bool c) => (float[4] y) {
+      a = Exp (x)
+      b = Relu (a)
+      s = If (c) <
+        then_branch = t () => (float[4] o) { o = Neg (a) },
+        else_branch = e () => (float[4] o) { o = Abs (a) }
+      >
+      y = Add (b, s)
+    }"""), level=2)
+    # `a` is read inside the If branches, so at level 2 it cannot disappear into a group.
+    for members in groups(result):
+        assert "If_2" not in members and "Exp_0" not in members
+    assert "multi_output_needs_opt_level_3" in reasons(result)
+
+
+def test_loop_is_opaque_and_unknown_shapes_are_not_guessed():
+    result = fused(model("""
+    g (float[4] x, int64 n) => (float[4] y) <bool t = {1}> {
+      a = Exp (x)
+      b = Neg (a)
+      s = Loop (n, t, b) <
+        body = lb (int64 i, bool cond, float[4] acc) => (bool co, float[4] out) {
+          co = Identity (cond)
+          out = Relu (acc)
+        }
+      >
+      c = Neg (s)
+      y = Abs (c)
+    }"""), level=3)
+    assert groups(result) == [["Exp_0", "Neg_1"]]
+    # The Loop's output shape is not inferred, so nothing after it is fused on a guess.
+    assert "unknown_shape" in reasons(result)
+
+
+def test_symbolic_dims_are_kept_and_fuse():
+    result = fused(model("""
+    g (float[batch, seq, 8] x, float[batch, 1, 8] z) => (float[batch, seq, 8] y) {
+      a = Add (x, z)
+      y = Tanh (a)
+    }"""), level=2)
+    assert len(groups(result)) == 1
+
+
+def test_views_between_elementwise_ops_join_the_group():
+    result = fused(model("""
+    g (float[4, 8] x) => (float[32] y) <int64[1] flat = {32}> {
+      a = Relu (x)
+      r = Reshape (a, flat)
+      y = Exp (r)
+    }"""), level=2)
+    assert groups(result) == [["Relu_0", "Reshape_1", "Exp_2"]]
+
+
+def test_a_lone_kernel_with_views_is_not_a_group():
+    result = fused(model("""
+    g (float[4, 8] x, float[8, 4] w) => (float[16] y) <int64[1] flat = {16}> {
+      a = MatMul (x, w)
+      r = Relu (a)
+      y = Reshape (r, flat)
+    }"""), level=2)
+    assert groups(result) == []
+
+
+ROTATE_HALF = """
+g (float[B, S, 8] x, float[S, 8] cos, float[S, 8] sin) => (float[B, S, 8] y)
+  <int64[1] zero = {0}, int64[1] half = {4}, int64[1] end = {8}, int64[1] last = {-1}> {
+  x1 = Slice (x, zero, half, last)
+  x2 = Slice (x, half, end, last)
+  n2 = Neg (x2)
+  rot = Concat <axis = -1> (n2, x1)
+  a = Mul (x, cos)
+  b = Mul (rot, sin)
+  y = Add (a, b)
+}
+"""
+
+
+def test_slices_and_concats_along_rows_join_at_level_3():
+    level3 = fused(model(ROTATE_HALF), level=3)
+    assert len(groups(level3)) == 1 and len(groups(level3)[0]) == 7
+    level2 = fused(model(ROTATE_HALF), level=2)
+    assert "data_movement_op" in reasons(level2)
+    assert all("Concat_3" not in members for members in groups(level2))
+
+
+def test_slice_across_rows_is_not_fused():
+    text = ROTATE_HALF.replace("int64[1] last = {-1}", "int64[1] last = {1}").replace(
+        "float[B, S, 8] x,", "float[B, 8, 8] x,").replace("float[S, 8] cos, float[S, 8] sin", "float[8, 8] cos, float[8, 8] sin").replace(
+        "=> (float[B, S, 8] y)", "=> (float[B, 8, 8] y)").replace("Concat <axis = -1>", "Concat <axis = 1>")
+    result = fused(model(text), level=3)
+    assert all("Slice_0" not in members for members in groups(result))
+    assert "data_movement_op" in reasons(result)
