@@ -89,7 +89,7 @@ def write_outputs(result: FuseResult, outdir: Path) -> Path:
     try:
         _copy_external_data(result, staging)
         onnx.save_model(result.model, staging / "model.onnx")
-        (staging / "report.json").write_text(json.dumps(result.report, indent=2) + "\n")
+        (staging / "report.json").write_text(report_json(result.report))
         (staging / "report.md").write_text(render_markdown(result.report))
         if not outdir.exists():
             staging.rename(outdir)
@@ -99,6 +99,19 @@ def write_outputs(result: FuseResult, outdir: Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return outdir
+
+
+def report_json(report: dict) -> str:
+    """JSON with one top-level key per line and one list entry per line: readable with a pager
+    and diffable, yet written by the C encoder (an indented dump is ten times slower)."""
+    lines = []
+    for key, value in report.items():
+        if isinstance(value, list) and value:
+            items = ",\n    ".join(json.dumps(item) for item in value)
+            lines.append(f"  {json.dumps(key)}: [\n    {items}\n  ]")
+        else:
+            lines.append(f"  {json.dumps(key)}: {json.dumps(value)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def _copy_external_data(result: FuseResult, staging: Path) -> None:

@@ -80,9 +80,10 @@ class Node:
         """Op identity used by tables: "Add" for the default domain, "domain::Op" otherwise."""
         return self.op_type if self.domain in ("", "ai.onnx") else f"{self.domain}::{self.op_type}"
 
+    @cached_property
     def all_inputs(self) -> tuple[str, ...]:
-        """Explicit and implicit inputs, without omitted optionals."""
-        return tuple(v for v in self.inputs if v) + self.implicit_inputs
+        """Explicit and implicit inputs, without omitted optionals or repeats."""
+        return tuple(dict.fromkeys((*(v for v in self.inputs if v), *self.implicit_inputs)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,7 +113,7 @@ class Graph:
         """Value name -> ids of the nodes that read it, explicitly or from a subgraph."""
         uses: dict[str, list[int]] = {}
         for node in self.nodes:
-            for value in dict.fromkeys(node.all_inputs()):
+            for value in node.all_inputs:
                 uses.setdefault(value, []).append(node.id)
         return {value: tuple(ids) for value, ids in uses.items()}
 
@@ -127,14 +128,27 @@ class Graph:
         consts.update(n.outputs[0] for n in self.nodes if n.op_type == "Constant" and n.outputs)
         return frozenset(consts)
 
-    def producer_ids(self, node: Node) -> list[int]:
-        """Ids of the nodes producing `node`'s inputs (explicit and implicit), without duplicates."""
+    @cached_property
+    def _predecessors(self) -> tuple[tuple[int, ...], ...]:
         produced = self.producer
-        return list(dict.fromkeys(produced[v] for v in node.all_inputs() if v in produced))
+        return tuple(
+            tuple(dict.fromkeys(produced[v] for v in node.all_inputs if v in produced)) for node in self.nodes
+        )
 
-    def consumer_ids(self, node: Node) -> list[int]:
+    @cached_property
+    def _successors(self) -> tuple[tuple[int, ...], ...]:
         uses = self.consumers
-        return list(dict.fromkeys(c for out in node.outputs for c in uses.get(out, ())))
+        return tuple(
+            tuple(dict.fromkeys(c for out in node.outputs for c in uses.get(out, ()))) for node in self.nodes
+        )
+
+    def producer_ids(self, node: Node) -> tuple[int, ...]:
+        """Ids of the nodes producing `node`'s inputs (explicit and implicit), without repeats."""
+        return self._predecessors[node.id]
+
+    def consumer_ids(self, node: Node) -> tuple[int, ...]:
+        """Ids of the nodes reading any output of `node`, without repeats."""
+        return self._successors[node.id]
 
     def constant(self, value: str) -> np.ndarray | None:
         """The value of a small constant tensor, or None when it is not a (small) constant."""

@@ -87,7 +87,7 @@ def is_kernel(node: Node, graph: Graph) -> bool:
     """Whether the node launches a kernel of its own (the definition the report counts)."""
     if node.op_type in NO_KERNEL_OPS and node.domain in ("", "ai.onnx"):
         return False
-    return not all(v in graph.constants for v in node.all_inputs())
+    return not all(v in graph.constants for v in node.all_inputs)
 
 
 # -- cost of one node ---------------------------------------------------------------------------

@@ -35,6 +35,9 @@ class Plan:
     opt_level: int
     groups: tuple[FusionGroup, ...]
     refusals: tuple[Refusal, ...]
+    # The order the rewritten graph runs in: node ids and fused groups (as their index in
+    # `groups`), topologically sorted with every group contracted to one step.
+    schedule: tuple[tuple[str, int], ...] = ()
 
     def group_of(self) -> dict[int, FusionGroup]:
         return {m: g for g in self.groups for m in g.members}
@@ -45,10 +48,9 @@ def plan_fusion(graph: Graph, opt_level: int, *, max_group_size: int = DEFAULT_M
     if not 0 <= opt_level <= 3:
         raise ValueError(f"opt_level must be 0-3, got {opt_level}")
     auto = find_auto_candidates(graph, opt_level, max_group_size=max_group_size)
-    groups = _number(graph, auto.candidates)
-    plan = Plan(opt_level, tuple(groups), tuple(auto.refusals))
-    check_plan(plan, graph)
-    return plan
+    groups = tuple(_number(graph, auto.candidates))
+    check_partition(groups, graph)
+    return Plan(opt_level, groups, tuple(auto.refusals), schedule(groups, graph))
 
 
 def _number(graph: Graph, candidates: list[Candidate]) -> list[FusionGroup]:
@@ -72,7 +74,7 @@ def boundary(graph: Graph, members: tuple[int, ...]) -> tuple[tuple[str, ...], t
     outputs: dict[str, None] = {}
     for m in members:
         node = graph.nodes[m]
-        for value in node.all_inputs():
+        for value in node.all_inputs:
             if value not in produced:
                 inputs[value] = None
         for value in node.outputs:
@@ -87,57 +89,58 @@ def boundary(graph: Graph, members: tuple[int, ...]) -> tuple[tuple[str, ...], t
 # -- invariants ---------------------------------------------------------------------------------
 
 
-def fused_order(plan: Plan, graph: Graph) -> list[int | FusionGroup]:
-    """A topological order of the graph with every group contracted to one item.
+def schedule(groups: tuple[FusionGroup, ...], graph: Graph) -> tuple[tuple[str, int], ...]:
+    """A topological order of the graph with every group contracted to one step.
 
-    Raises PlanInvariantError if the contracted graph has a cycle (a group is not convex).
-    Kahn's algorithm over the quotient graph, O(nodes + edges), ties broken by original order.
+    Steps are ("node", id) or ("group", index into `groups`). Kahn's algorithm over the
+    contracted graph, O(nodes + edges), ties broken by original position. Raises
+    PlanInvariantError when the contracted graph has a cycle (some group is not convex).
     """
-    owner = plan.group_of()
-
-    def item_key(node_id: int):
-        group = owner.get(node_id)
-        return ("g", group.id) if group else ("n", node_id)
-
-    items: dict[tuple, int | FusionGroup] = {}
-    first: dict[tuple, int] = {}
+    n = len(graph.nodes)
+    step_of = list(range(n))  # node id -> step id; groups get step ids n, n+1, ...
+    for index, group in enumerate(groups):
+        for m in group.members:
+            step_of[m] = n + index
+    first = list(range(n)) + [group.members[0] for group in groups]
+    waiting = [0] * (n + len(groups))
+    successors: list[set[int]] = [set() for _ in waiting]
     for node in graph.nodes:
-        key = item_key(node.id)
-        items.setdefault(key, owner.get(node.id, node.id))
-        first.setdefault(key, node.id)
-    waiting = {key: 0 for key in items}
-    successors: dict[tuple, set[tuple]] = {key: set() for key in items}
-    for node in graph.nodes:
-        dst = item_key(node.id)
+        dst = step_of[node.id]
         for p in graph.producer_ids(node):
-            src = item_key(p)
+            src = step_of[p]
             if src != dst and dst not in successors[src]:
                 successors[src].add(dst)
                 waiting[dst] += 1
-    ready = [(first[k], k) for k, n in waiting.items() if n == 0]
+    live = set(step_of)
+    ready = [(first[s], s) for s in live if waiting[s] == 0]
     heapq.heapify(ready)
-    order: list[int | FusionGroup] = []
+    order: list[tuple[str, int]] = []
     while ready:
-        _, key = heapq.heappop(ready)
-        order.append(items[key])
-        for nxt in successors[key]:
+        _, step = heapq.heappop(ready)
+        order.append(("node", step) if step < n else ("group", step - n))
+        for nxt in successors[step]:
             waiting[nxt] -= 1
             if waiting[nxt] == 0:
                 heapq.heappush(ready, (first[nxt], nxt))
-    if len(order) != len(items):
-        stuck = sorted(k[1] for k, n in waiting.items() if n > 0 and k[0] == "g")
+    if len(order) != len(live):
+        stuck = sorted(groups[s - n].id for s in live if s >= n and waiting[s] > 0)
         raise PlanInvariantError(f"fusion plan is not convex: contracting groups {stuck} creates a cycle")
-    return order
+    return tuple(order)
 
 
-def check_plan(plan: Plan, graph: Graph) -> None:
-    """Assert the plan is a convex partition of a subset of the graph's nodes."""
+def check_partition(groups: tuple[FusionGroup, ...], graph: Graph) -> None:
+    """Raise PlanInvariantError unless the groups are disjoint and each produces something."""
     seen: set[int] = set()
-    for group in plan.groups:
+    for group in groups:
         overlap = seen.intersection(group.members)
         if overlap:
             raise PlanInvariantError(f"node {graph.nodes[min(overlap)].name!r} is in two fused groups")
         seen.update(group.members)
         if not group.outputs:
             raise PlanInvariantError(f"fused group {group.id} produces nothing used outside it")
-    fused_order(plan, graph)
+
+
+def check_plan(plan: Plan, graph: Graph) -> None:
+    """Assert the plan is a convex partition of a subset of the graph's nodes."""
+    check_partition(plan.groups, graph)
+    schedule(plan.groups, graph)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import onnx
 
 from autofuse.frontends.onnx import LoadedModel
-from autofuse.planner.plan import FUSED_DOMAIN, FusionGroup, Plan, fused_order
+from autofuse.planner.plan import FUSED_DOMAIN, FusionGroup, Plan
 
 # Model-local functions need IR version 8. We never lower a model's IR version, and we raise it
 # only to this floor, so the output loads in every onnxruntime that loads the input and has
@@ -30,14 +30,15 @@ def rewrite_onnx(loaded: LoadedModel, plan: Plan) -> onnx.ModelProto:
     opsets = list(source.opset_import)
     del out.graph.node[:]
     internal: set[str] = set()
-    for item in fused_order(plan, graph):
-        if isinstance(item, FusionGroup):
+    for kind, index in plan.schedule:
+        if kind == "group":
+            item = plan.groups[index]
             members = [_named(protos[graph.nodes[m].source_index], graph.nodes[m].name) for m in item.members]
             out.graph.node.append(_fused_node(item))
             out.functions.append(_function(item, members, opsets))
             internal.update(_internal_values(item, members))
         else:
-            out.graph.node.append(protos[graph.nodes[item].source_index])
+            out.graph.node.append(protos[graph.nodes[index].source_index])
     _drop_value_info(out.graph, internal)
     if not any(o.domain == FUSED_DOMAIN for o in out.opset_import):
         out.opset_import.append(onnx.helper.make_opsetid(FUSED_DOMAIN, FUSED_OPSET_VERSION))
