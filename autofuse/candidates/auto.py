@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from autofuse.candidates import decision as why
 from autofuse.candidates.decision import YES, Decision, no
+from autofuse.candidates.shape_values import shape_value_nodes
 from autofuse.ir.graph import Dim, Graph, Node
 from autofuse.ir.shapes import broadcast_shapes, format_shape, numel_key
 from autofuse.ops.axes import ReductionSignature, reduction_signature
@@ -54,11 +55,17 @@ class _Group:
     space: tuple[Dim, ...]  # the iteration space: the largest tensor the kernel walks over
     signature: ReductionSignature | None = None
     anchor: int | None = None  # the MatMul/Gemm heading a matmul-epilogue group
+    # Operand-side members of a matmul group: views, a last-two-axes Transpose and scalar scales
+    # that the cube op absorbs as transpose flags and an output scale.
+    prologue: set[int] = field(default_factory=set)
+    shape: bool = False  # a host-side shape computation (see shape_values.py)
     lo: int = 0  # smallest and largest member id (ids are topological positions)
     hi: int = 0
 
     @property
     def kind(self) -> str:
+        if self.shape:
+            return "shape"
         if self.anchor is not None:
             return "matmul_epilogue"
         return "reduction" if self.signature is not None else "elementwise"
@@ -94,6 +101,8 @@ class _Walk:
         self.group_of: list[_Group | None] = [None] * len(graph.nodes)
         self.result = AutoGrouping()
         self.kernel = [is_kernel(n, graph) for n in graph.nodes]
+        self.shape_nodes = shape_value_nodes(graph) if opt_level >= 3 else set()
+        self.numel_class = _numel_classes(graph)
 
     def run(self) -> AutoGrouping:
         for node in reversed(self.graph.nodes):
@@ -140,7 +149,7 @@ class _Walk:
     def _entry_decision(self, node: Node) -> Decision:
         """Whether the node may be in an automatic group at all."""
         kind = op_class(node)
-        if node.op_type == "Constant":
+        if node.op_type == "Constant" or node.id in self.shape_nodes:
             return YES
         if not self.kernel[node.id] and kind != OpClass.VIEW:
             return no(why.NOT_FUSIBLE, "constant subexpression (no kernel at run time)")
@@ -193,7 +202,10 @@ class _Walk:
         return no(why.NOT_FUSIBLE, f"{node.op_type} ({kind.name.lower()}) is not fused automatically")
 
     def _may_start_group(self, node: Node) -> bool:
-        # Views and constants only ever join a group that a kernel started.
+        # Views and constants only ever join a group that a kernel started, and a node whose
+        # outputs nobody reads (dead code) starts nothing.
+        if not self.graph.consumer_ids(node) and not any(o in self.graph.output_set for o in node.outputs):
+            return False
         return self.kernel[node.id] and op_class(node) not in (OpClass.VIEW, OpClass.METADATA)
 
     def _consumer_groups(self, consumers: list[int]) -> list[_Group]:
@@ -215,8 +227,13 @@ class _Walk:
     def _can_join(self, node: Node, group: _Group) -> Decision:
         if len(group.members) + 1 > self.cap:
             return no(why.GROUP_TOO_LARGE, f"group would have {len(group.members) + 1} nodes (cap {self.cap})")
-        if node.op_type == "Constant":
-            return YES
+        if (node.id in self.shape_nodes) != group.shape:
+            return no(why.SHAPE_AND_DATA, "shape arithmetic and tensor data are computed apart")
+        if node.op_type == "Constant" or group.shape:
+            return self._acyclic(node, group) if group.shape else YES
+        if self._feeds_operand(node, group):
+            verdict = self._prologue_decision(node, group)
+            return self._acyclic(node, group) if verdict else verdict
         verdict = self._classes_combine(node, group)
         if not verdict:
             return verdict
@@ -227,14 +244,42 @@ class _Walk:
             op_class(self.graph.nodes[c]) != OpClass.VIEW for c in self.graph.consumer_ids(node) if c in group.members
         ):
             return no(why.SHAPE_MISMATCH, "its keepdims=0 output would be re-read by broadcasting, not per row")
-        if _merged_space(space, group.space) is None:
+        if self._merged_space(space, group.space) is None:
             return no(why.SHAPE_MISMATCH, f"iteration space {format_shape(space)} vs group {format_shape(group.space)}")
         return self._acyclic(node, group)
 
+    def _feeds_operand(self, node: Node, group: _Group) -> bool:
+        side = group.prologue | ({group.anchor} if group.anchor is not None else set())
+        return any(c in side for c in self.graph.consumer_ids(node))
+
+    def _prologue_decision(self, node: Node, group: _Group) -> Decision:
+        """Whether a node feeding a MatMul operand can be absorbed by the cube op."""
+        graph = self.graph
+        consumers = graph.consumer_ids(node)
+        if len(consumers) != 1 or any(o in graph.output_set for o in node.outputs):
+            return no(why.CONTRACTION_PROLOGUE, "the MatMul operand is also used elsewhere")
+        (consumer,) = consumers
+        if consumer == group.anchor and graph.nodes[consumer].inputs[0:2].count(node.outputs[0]) == 0:
+            return no(why.CONTRACTION_PROLOGUE, "only the two matrix operands take a prologue")
+        if _is_scalar_scale(node, graph):
+            return YES
+        if op_class(node) == OpClass.VIEW and _keeps_matrix_dims(node, graph):
+            return YES
+        if _swaps_last_two_axes(node) and not self._transpose_below(consumer, group):
+            return YES
+        return no(why.CONTRACTION_PROLOGUE,
+                  f"{node.op_type} on a MatMul operand is not a view, a last-two-axes transpose or a scalar scale")
+
+    def _transpose_below(self, node_id: int, group: _Group) -> bool:
+        """Whether the prologue path from `node_id` down to the anchor already transposes."""
+        while node_id != group.anchor:
+            if self.graph.nodes[node_id].op_type == "Transpose":
+                return True
+            node_id = self.graph.consumer_ids(self.graph.nodes[node_id])[0]
+        return False
+
     def _classes_combine(self, node: Node, group: _Group) -> Decision:
         kind = op_class(node)
-        if group.anchor is not None and group.anchor in self.graph.consumer_ids(node):
-            return no(why.CONTRACTION_PROLOGUE, "a MatMul's inputs are not fused into it")
         if kind == OpClass.CONTRACTION:
             if group.anchor is not None:
                 return no(why.CONTRACTION_CONFLICT, "group already has a MatMul")
@@ -250,6 +295,25 @@ class _Walk:
                           f"reduces {format_shape(signature.shape)} over axes {list(signature.axes)}; the group "
                           f"reduces {format_shape(group.signature.shape)} over axes {list(group.signature.axes)}")
         return YES
+
+    def _merged_space(self, a: tuple[Dim, ...] | None, b: tuple[Dim, ...] | None) -> tuple[Dim, ...] | None:
+        """The space of a kernel walking both `a` and `b`, or None if one kernel cannot.
+
+        Compatible when one space broadcasts to the other (the smaller is re-read per row), when
+        both hold the same number of elements (a view between them), or when they have the same
+        rows and differ only in static row length (a slice or concat within rows).
+        """
+        if a is None or b is None:
+            return None
+        if a == b:
+            return a
+        joint = broadcast_shapes([a, b])
+        if joint == a or joint == b:
+            return joint
+        key_a, key_b = numel_key(a), numel_key(b)
+        if key_a is not None and key_b is not None and self.numel_class.find(key_a) == self.numel_class.find(key_b):
+            return b
+        return _row_space(a, b)
 
     def _drops_reduced_axes(self, node: Node) -> bool:
         if op_class(node) != OpClass.REDUCTION or node.attrs.get("keepdims", 1):
@@ -290,6 +354,9 @@ class _Walk:
     # -- bookkeeping ------------------------------------------------------------------------------
 
     def _start(self, node: Node) -> None:
+        if node.id in self.shape_nodes:
+            self.group_of[node.id] = _Group({node.id}, (), shape=True, lo=node.id, hi=node.id)
+            return
         space = self._space(node)
         if space is None:
             self._refuse(node, [], no(why.UNKNOWN_SHAPE, f"shape of '{node.outputs[0]}' unknown"))
@@ -301,10 +368,14 @@ class _Walk:
     def _join(self, node: Node, group: _Group) -> None:
         group.members.add(node.id)
         group.lo, group.hi = min(group.lo, node.id), max(group.hi, node.id)
-        if node.op_type != "Constant":
-            group.space = _merged_space(self._space(node), group.space)  # type: ignore[arg-type, assignment]
-            self._absorb_traits(node, group)
         self.group_of[node.id] = group
+        if node.op_type == "Constant" or group.shape:
+            return
+        if self._feeds_operand(node, group):
+            group.prologue.add(node.id)
+            return
+        group.space = self._merged_space(self._space(node), group.space)  # type: ignore[arg-type, assignment]
+        self._absorb_traits(node, group)
 
     def _absorb_traits(self, node: Node, group: _Group) -> None:
         kind = op_class(node)
@@ -346,25 +417,6 @@ def _search(starts, targets: set[int], step, allowed) -> bool | None:
     return False
 
 
-def _merged_space(a: tuple[Dim, ...] | None, b: tuple[Dim, ...] | None) -> tuple[Dim, ...] | None:
-    """The space of a kernel walking both `a` and `b`, or None if one kernel cannot.
-
-    Compatible when one space broadcasts to the other (the smaller is re-read per row) or both
-    hold the same element count (a view between them).
-    """
-    if a is None or b is None:
-        return None
-    if a == b:
-        return a
-    joint = broadcast_shapes([a, b])
-    if joint == a or joint == b:
-        return joint
-    key_a, key_b = numel_key(a), numel_key(b)
-    if key_a is not None and key_a == key_b:
-        return b
-    return _row_space(a, b)
-
-
 def _row_space(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> tuple[Dim, ...] | None:
     """Spaces with the same rows whose static row lengths differ (a slice or concat of rows)."""
     if len(a) != len(b) or not a or not isinstance(a[-1], int) or not isinstance(b[-1], int):
@@ -373,3 +425,63 @@ def _row_space(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> tuple[Dim, ...] | None
     if rows not in (a[:-1], b[:-1]):
         return None
     return (*rows, max(a[-1], b[-1]))
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict = {}
+
+    def find(self, key):
+        parent = self.parent.setdefault(key, key)
+        if parent != key:
+            parent = self.parent[key] = self.find(parent)
+        return parent
+
+    def union(self, a, b) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+
+def _numel_classes(graph: Graph) -> _UnionFind:
+    """Element counts known to be equal because a view maps one tensor onto the other.
+
+    Shape inference often loses the product of dims through a Reshape with a computed target
+    (`[batch, seq, 64]` becomes `[unk__0, 64]`); the Reshape itself proves they are equal.
+    """
+    classes = _UnionFind()
+    for node in graph.nodes:
+        if op_class(node) != OpClass.VIEW or not node.inputs or not node.outputs:
+            continue
+        key_in = numel_key(graph.type_of(node.inputs[0]).shape or (None,))
+        key_out = numel_key(graph.type_of(node.outputs[0]).shape or (None,))
+        if key_in is not None and key_out is not None:
+            classes.union(key_in, key_out)
+    return classes
+
+
+def _is_scalar_scale(node: Node, graph: Graph) -> bool:
+    """x * c, c * x or x / c with a constant scalar c: a MatMul applies it to its output."""
+    if node.op_type not in ("Mul", "Div") or len(node.inputs) != 2:
+        return False
+    positions = (1,) if node.op_type == "Div" else (0, 1)
+    for position in positions:
+        value = graph.constant(node.inputs[position])
+        if value is not None and value.size == 1 and value.dtype.kind == "f":
+            return True
+    return False
+
+
+def _keeps_matrix_dims(node: Node, graph: Graph) -> bool:
+    """A view that only regroups batch dims, leaving the last two (the matrix) as they are."""
+    before = graph.type_of(node.inputs[0]).shape
+    after = graph.type_of(node.outputs[0]).shape
+    if before is None or after is None or len(before) < 2 or len(after) < 2:
+        return False
+    return before[-2:] == after[-2:] and None not in before[-2:]
+
+
+def _swaps_last_two_axes(node: Node) -> bool:
+    if node.op_type != "Transpose":
+        return False
+    perm = tuple(node.attrs.get("perm", ()))
+    rank = len(perm)
+    return rank >= 2 and perm == (*range(rank - 2), rank - 1, rank - 2)

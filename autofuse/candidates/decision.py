@@ -16,6 +16,7 @@ CONTRACTION_NEEDS_LEVEL_3 = "matmul_epilogue_needs_opt_level_3"
 CONTRACTION_PROLOGUE = "matmul_prologue_not_fused"
 CONTRACTION_CONFLICT = "contraction_conflict"
 NOT_FUSIBLE = "not_fusible_op"
+SHAPE_AND_DATA = "shape_and_data_kept_apart"
 
 
 @dataclass(frozen=True)

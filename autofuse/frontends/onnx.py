@@ -93,7 +93,9 @@ def _check_header(model: onnx.ModelProto, source: str) -> None:
 def _default_opset(model: onnx.ModelProto, source: str) -> int:
     versions = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
     if not versions:
-        raise InputError(f"{source}: no opset import for the default ONNX domain")
+        if any(n.domain in ("", "ai.onnx") for n in model.graph.node):
+            raise InputError(f"{source}: uses default-domain ops but imports no default-domain opset")
+        return 0  # no default-domain ops (an ai.onnx.ml-only model, say): nothing to fuse
     opset = versions[0]
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise InputError(

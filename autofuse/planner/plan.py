@@ -14,7 +14,9 @@ from autofuse.errors import PlanInvariantError
 from autofuse.ir.graph import Graph
 
 FUSED_DOMAIN = "ai.autofuse"
-_KIND_NAMES = {"elementwise": "Elementwise", "reduction": "Reduction", "matmul_epilogue": "MatMulEpilogue"}
+_KIND_NAMES = {
+    "elementwise": "Elementwise", "reduction": "Reduction", "matmul_epilogue": "MatMulEpilogue", "shape": "ShapeCompute",
+}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,41 @@
+"""Which values are shape metadata: small integer tensors computed only from Shape/Size outputs
+and constants (the per-layer Shape -> Gather -> Unsqueeze -> Concat -> Reshape chains exporters
+write). Such chains run as one host-side computation; they never touch tensor data."""
+from __future__ import annotations
+
+from autofuse.ir.graph import Graph, Node
+
+# Ops that may appear in a shape computation. Generators whose output size is a runtime value
+# (Range, Expand) are excluded: their output is data, however it was sized.
+SHAPE_OPS = frozenset("""
+    Abs Add And Cast Concat ConstantOfShape Div Equal Gather Greater Identity Less Max Min Mod Mul
+    Neg Not Or Reshape Slice Squeeze Sub Unsqueeze Where""".split())
+_SMALL_DTYPES = frozenset({"int64", "int32", "bool"})
+
+
+def shape_value_nodes(graph: Graph) -> set[int]:
+    """Ids of the nodes that compute shape metadata (Shape and Size themselves excluded)."""
+    metadata: set[str] = set()
+    nodes: set[int] = set()
+    for node in graph.nodes:
+        if node.op_type in ("Shape", "Size") and node.domain in ("", "ai.onnx"):
+            metadata.update(node.outputs)
+        elif _computes_shape(node, graph, metadata):
+            metadata.update(node.outputs)
+            nodes.add(node.id)
+    return nodes
+
+
+def _computes_shape(node: Node, graph: Graph, metadata: set[str]) -> bool:
+    if node.op_type not in SHAPE_OPS or node.domain not in ("", "ai.onnx"):
+        return False
+    inputs = node.all_inputs
+    if not any(v in metadata for v in inputs):
+        return False
+    if not all(v in metadata or v in graph.constants for v in inputs):
+        return False
+    for out in node.outputs:
+        kind = graph.type_of(out)
+        if kind.dtype not in _SMALL_DTYPES or kind.rank is None or kind.rank > 1:
+            return False
+    return True
