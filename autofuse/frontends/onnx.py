@@ -8,7 +8,7 @@ subgraphs survive untouched.
 from __future__ import annotations
 
 import os
-from collections import deque
+import heapq
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,16 +172,17 @@ def _topological_order(graph: onnx.GraphProto, source: str) -> list[int]:
                 )
             waiting[i] += 1
             readers.setdefault(value, []).append(i)
-    ready = deque(i for i, count in enumerate(waiting) if count == 0)
+    # A heap on the original position: a graph that is already sorted keeps its order exactly.
+    ready = [i for i, count in enumerate(waiting) if count == 0]
     order: list[int] = []
     while ready:
-        i = ready.popleft()
+        i = heapq.heappop(ready)
         order.append(i)
         for out in graph.node[i].output:
             for reader in readers.get(out, ()):
                 waiting[reader] -= 1
                 if waiting[reader] == 0:
-                    ready.append(reader)
+                    heapq.heappush(ready, reader)
     if len(order) != len(graph.node):
         stuck = next(i for i, count in enumerate(waiting) if count > 0)
         raise InputError(
