@@ -63,7 +63,12 @@ def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
 def _fuse(model: onnx.ModelProto, level: int):
     from autofuse import fuse
 
-    return fuse(_copy(model), opt_level=level)
+    try:
+        return fuse(_copy(model), opt_level=level)
+    except Exception as exc:  # name the level; hypothesis still tells failures apart by type
+        if hasattr(exc, "add_note"):  # Python 3.11+
+            exc.add_note(f"raised by fuse(model, opt_level={level})")
+        raise
 
 
 def _verify(original: onnx.ModelProto, rewritten: onnx.ModelProto, inputs: dict):

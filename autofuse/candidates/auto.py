@@ -338,23 +338,53 @@ class _Walk:
         return shape
 
     def _acyclic(self, node: Node, group: _Group) -> Decision:
-        """Refuse the join if a path leaves {node} ∪ group and comes back in."""
-        graph, members = self.graph, group.members
-        searches = (
-            # node -> outside -> group: only nodes up to the group's last id can reach it.
-            ([c for c in graph.consumer_ids(node) if c not in members],
-             lambda i: graph.consumer_ids(graph.nodes[i]), lambda i: i <= group.hi),
-            # group -> outside -> node: only nodes from the group's first id on can come from it.
-            ([p for p in graph.producer_ids(node) if p not in members],
-             lambda i: graph.producer_ids(graph.nodes[i]), lambda i: i >= group.lo),
-        )
-        for starts, step, allowed in searches:
-            found = _search(starts, members, step, allowed)
-            if found is None:
-                return no(why.WOULD_CREATE_CYCLE, f"cycle check gave up after {CYCLE_SEARCH_BUDGET} nodes")
-            if found:
-                return no(why.WOULD_CREATE_CYCLE, "a path leaves the group and comes back through an outside node")
+        """Refuse the join if a path would leave {node} ∪ group and come back in.
+
+        Nodes are placed in reverse topological order and groups hold placed nodes only, so no
+        path can run from the group back to `node` (its producers are all earlier, unplaced
+        nodes). What remains is node -> outside -> group. The search treats every other group as
+        one contracted node: reaching any member reaches all of its members' consumers.
+        """
+        starts = [c for c in self.graph.consumer_ids(node) if c not in group.members]
+        found = self._reaches(starts, group)
+        if found is None:
+            return no(why.WOULD_CREATE_CYCLE, f"cycle check gave up after {CYCLE_SEARCH_BUDGET} nodes")
+        if found:
+            return no(why.WOULD_CREATE_CYCLE, "a path leaves the group and comes back through an outside node")
         return YES
+
+    def _reaches(self, starts: list[int], target: _Group) -> bool | None:
+        """Depth-first search over the contracted graph; None when the budget runs out.
+
+        Only nodes up to the target's last id, or in a group starting before it, can lead into
+        the target; the planner checks the whole contracted graph once more at the end.
+        """
+        graph, bound = self.graph, target.hi
+
+        def allowed(i: int) -> bool:
+            other = self.group_of[i]
+            return i <= bound or (other is not None and other.lo <= bound)
+
+        stack = [s for s in starts if allowed(s)]
+        seen = set(stack)
+        expanded: set[int] = set()
+        while stack:
+            current = stack.pop()
+            nexts = list(graph.consumer_ids(graph.nodes[current]))
+            other = self.group_of[current]
+            if other is not None and id(other) not in expanded:
+                expanded.add(id(other))
+                nexts.extend(other.members)
+            for nxt in nexts:
+                if nxt in target.members:
+                    return True
+                if nxt in seen or not allowed(nxt):
+                    continue
+                if len(seen) >= CYCLE_SEARCH_BUDGET:
+                    return None
+                seen.add(nxt)
+                stack.append(nxt)
+        return False
 
     # -- bookkeeping ------------------------------------------------------------------------------
 
@@ -399,27 +429,6 @@ class _Walk:
         grouped = [c for c in consumers if self.group_of[c] is not None and self.kernel[c]]
         if grouped:
             self._refuse(node, grouped, verdict)
-
-
-def _search(starts, targets: set[int], step, allowed) -> bool | None:
-    """Depth-first search from `starts` through allowed nodes; True if a target is reached.
-
-    Returns None when the budget runs out before the answer is known.
-    """
-    stack = [s for s in starts if allowed(s)]
-    seen = set(stack)
-    while stack:
-        current = stack.pop()
-        for nxt in step(current):
-            if nxt in targets:
-                return True
-            if nxt in seen or not allowed(nxt):
-                continue
-            if len(seen) >= CYCLE_SEARCH_BUDGET:
-                return None
-            seen.add(nxt)
-            stack.append(nxt)
-    return False
 
 
 def _row_space(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> tuple[Dim, ...] | None:

@@ -10,6 +10,7 @@ import heapq
 from dataclasses import dataclass
 
 from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE, Candidate, Refusal, find_auto_candidates
+from autofuse.candidates.decision import WOULD_CREATE_CYCLE
 from autofuse.errors import PlanInvariantError
 from autofuse.ir.graph import Graph
 
@@ -50,9 +51,46 @@ def plan_fusion(graph: Graph, opt_level: int, *, max_group_size: int = DEFAULT_M
     if not 0 <= opt_level <= 3:
         raise ValueError(f"opt_level must be 0-3, got {opt_level}")
     auto = find_auto_candidates(graph, opt_level, max_group_size=max_group_size)
-    groups = tuple(_number(graph, auto.candidates))
+    candidates, refusals = auto.candidates, list(auto.refusals)
+    groups = tuple(_number(graph, candidates))
     check_partition(groups, graph)
-    return Plan(opt_level, groups, tuple(auto.refusals), schedule(groups, graph))
+    try:
+        order = schedule(groups, graph)
+    except PlanInvariantError:
+        candidates = _without_cycles(graph, candidates, refusals)
+        groups = tuple(_number(graph, candidates))
+        order = schedule(groups, graph)
+    return Plan(opt_level, groups, tuple(refusals), order)
+
+
+def _without_cycles(graph: Graph, candidates: list[Candidate], refusals: list[Refusal]) -> list[Candidate]:
+    """Drop groups until contracting every group leaves the graph acyclic.
+
+    Each group is convex on its own, but two groups can still feed each other (A -> B through
+    one pair of members, B -> A through another). In every strongly connected set of the
+    contracted graph the smallest group is dropped, and the refusal says why.
+    """
+    import networkx as nx
+
+    kept = list(candidates)
+    while True:
+        owner = {m: i for i, c in enumerate(kept) for m in c.members}
+        contracted = nx.DiGraph()
+        for node in graph.nodes:
+            dst = owner.get(node.id, -1 - node.id)
+            for p in graph.producer_ids(node):
+                src = owner.get(p, -1 - p)
+                if src != dst:
+                    contracted.add_edge(src, dst)
+        cyclic = [c for c in nx.strongly_connected_components(contracted) if len(c) > 1]
+        if not cyclic:
+            return kept
+        dropped = {min((i for i in component if i >= 0), key=lambda i: len(kept[i].members)) for component in cyclic}
+        for i in sorted(dropped):
+            names = tuple(graph.nodes[m].name for m in sorted(kept[i].members))
+            refusals.append(Refusal(names, WOULD_CREATE_CYCLE,
+                                    "this group and another one would feed each other once both are fused"))
+        kept = [c for i, c in enumerate(kept) if i not in dropped]
 
 
 def _number(graph: Graph, candidates: list[Candidate]) -> list[FusionGroup]:
