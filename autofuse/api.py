@@ -1,17 +1,20 @@
 """`fuse()`: the whole pass as one call. A thin layer over the pipeline stages."""
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
 
 from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE
+from autofuse.candidates.rules.loader import Rule, library_files, load_rules
 from autofuse.errors import InputError
 from autofuse.frontends.onnx import LoadedModel, load_onnx
 from autofuse.planner.plan import Plan, plan_fusion
@@ -46,6 +49,9 @@ def fuse(
     max_group_size: int = DEFAULT_MAX_GROUP_SIZE,
     verify: bool = False,
     seed: int = 0,
+    rules: Sequence[str | os.PathLike] = (),
+    disable_rules: Sequence[str] = (),
+    use_library: bool = True,
 ) -> FuseResult:
     """Run the fusion pass on an ONNX model (a ModelProto or a path).
 
@@ -59,8 +65,11 @@ def fuse(
     if max_group_size < 2:
         raise InputError(f"the group-size cap must be at least 2, got {max_group_size}")
     start = time.perf_counter()
+    rule_set = load_rule_set(rules, use_library=use_library)
+    _check_rule_names(rule_set, disable_rules)
     loaded = load_onnx(model)
-    plan = plan_fusion(loaded.graph, opt_level, max_group_size=max_group_size)
+    plan = plan_fusion(loaded.graph, opt_level, max_group_size=max_group_size, rules=rule_set,
+                       disabled_rules=frozenset(disable_rules))
     rewritten = rewrite_onnx(loaded, plan)
     seconds = time.perf_counter() - start
     verification = None
@@ -69,6 +78,21 @@ def fuse(
     report = build_report(loaded.graph, plan, source=loaded.source, target=target,
                           pass_seconds=seconds, verification=verification)
     return FuseResult(rewritten, report, plan, loaded, verification)
+
+
+def load_rule_set(extra: Sequence[str | os.PathLike] = (), *, use_library: bool = True) -> list[Rule]:
+    """The shipped rule library (unless `use_library` is False) plus the user's rule files."""
+    files = (library_files() if use_library else []) + [Path(p) for p in extra]
+    return load_rules(files)
+
+
+def _check_rule_names(rules: list[Rule], names: Sequence[str]) -> None:
+    known = {r.name for r in rules}
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise InputError(f"--disable-rule: no rule named '{name}'{hint}")
 
 
 def _check_target(target: str | None) -> str:

@@ -1,4 +1,5 @@
-"""Command line: `autofuse --input model.onnx [--opt-level 0-3] [-o OUTDIR] [--target NAME] [--verify]`.
+"""Command line: `autofuse --input model.onnx [--opt-level 0-3] [-o OUTDIR] [--target NAME] [--verify]`,
+and `autofuse rules check|list|explain` for rule authors.
 
 A thin layer over `autofuse.fuse`: parse, run, print a summary, map errors to exit codes
 (2: bad input, 3: verification mismatch, 1: internal error).
@@ -6,6 +7,7 @@ A thin layer over `autofuse.fuse`: parse, run, print a summary, map errors to ex
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -32,16 +34,50 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-group-size", type=int, default=DEFAULT_MAX_GROUP_SIZE, metavar="N",
                         help=f"largest number of nodes in one fused group (default {DEFAULT_MAX_GROUP_SIZE})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs used by --verify")
+    _add_rule_options(parser)
+    parser.add_argument("--disable-rule", action="append", default=[], metavar="NAME",
+                        help="do not apply this rule (repeatable)")
+    return parser
+
+
+def _add_rule_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rules", action="append", default=[], metavar="FILE",
+                        help="a YAML rule file to add to the shipped library (repeatable)")
+    parser.add_argument("--no-library", action="store_true", help="do not load the shipped rule library")
+
+
+def _rules_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autofuse rules", description="Tools for rule authors.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="validate rule files (and run their examples)")
+    check.add_argument("files", nargs="+", metavar="FILE")
+    listing = sub.add_parser("list", help="list the rules that would be loaded")
+    _add_rule_options(listing)
+    explain = sub.add_parser("explain", help="where each rule matched in a model, and its near misses")
+    explain.add_argument("--input", required=True, metavar="PATH.onnx")
+    _add_rule_options(explain)
+    explain.add_argument("--rule", action="append", default=[], metavar="NAME", help="only these rules")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "rules":
+        from autofuse import rules_cli
+
+        args = _rules_parser().parse_args(argv[1:])
+        runner = rules_cli.run
+    else:
+        args = _parser().parse_args(argv)
+        runner = _run
     try:
-        return _run(args)
+        return runner(args)
     except AutofuseError as exc:
         print(f"autofuse: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `autofuse ... | head` closed the pipe: not an error
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt:
         print("autofuse: interrupted", file=sys.stderr)
         return 130
@@ -54,7 +90,8 @@ def _run(args: argparse.Namespace) -> int:
     source = Path(args.input)
     outdir = Path(args.output_dir) if args.output_dir else Path.cwd() / f"{source.stem}_autofuse"
     result = fuse(source, args.opt_level, args.target, max_group_size=args.max_group_size,
-                  verify=args.verify, seed=args.seed)
+                  verify=args.verify, seed=args.seed, rules=args.rules, disable_rules=args.disable_rule,
+                  use_library=not args.no_library)
     result.save(outdir)
     print(_summary(result, outdir))
     if result.verification is not None and not result.verification.ok:

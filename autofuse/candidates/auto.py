@@ -36,8 +36,11 @@ class Candidate:
     """A set of nodes that may become one fused kernel."""
 
     members: frozenset[int]
-    kind: str  # "elementwise" | "reduction" | "matmul_epilogue"
+    kind: str  # automatic: "elementwise" | "reduction" | "matmul_epilogue" | "shape"; rules: the rule's kind
     rule: str | None = None
+    op_name: str | None = None  # the fused op a rule names (automatic groups are named by kind)
+    inputs: tuple[str, ...] = ()  # values the fused op takes first, in this order (a rule's inputs)
+    attributes: tuple[tuple[str, float], ...] = ()  # fused-op attributes taken from captured constants
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class _Group:
     # that the cube op absorbs as transpose flags and an output scale.
     prologue: set[int] = field(default_factory=set)
     shape: bool = False  # a host-side shape computation (see shape_values.py)
+    fixed: bool = False  # chosen by a rule: nothing joins it, searches still contract it
     lo: int = 0  # smallest and largest member id (ids are topological positions)
     hi: int = 0
 
@@ -84,21 +88,24 @@ def find_auto_candidates(
     opt_level: int,
     *,
     max_group_size: int = DEFAULT_MAX_GROUP_SIZE,
-    excluded: frozenset[int] = frozenset(),
+    fixed: tuple[frozenset[int], ...] = (),
 ) -> AutoGrouping:
-    """Group the fusible nodes of `graph` that are not in `excluded` (already taken by rules)."""
+    """Group the fusible nodes of `graph` outside the `fixed` groups (already taken by rules)."""
     if opt_level < 2:
         return AutoGrouping()
-    return _Walk(graph, opt_level, max_group_size, excluded).run()
+    return _Walk(graph, opt_level, max_group_size, fixed).run()
 
 
 class _Walk:
-    def __init__(self, graph: Graph, opt_level: int, cap: int, excluded: frozenset[int]) -> None:
+    def __init__(self, graph: Graph, opt_level: int, cap: int, fixed: tuple[frozenset[int], ...]) -> None:
         self.graph = graph
         self.opt_level = opt_level
         self.cap = cap
-        self.excluded = excluded
         self.group_of: list[_Group | None] = [None] * len(graph.nodes)
+        for members in fixed:
+            group = _Group(set(members), (), fixed=True, lo=min(members), hi=max(members))
+            for m in members:
+                self.group_of[m] = group
         self.result = AutoGrouping()
         self.kernel = [is_kernel(n, graph) for n in graph.nodes]
         self.shape_nodes = shape_value_nodes(graph) if opt_level >= 3 else set()
@@ -107,7 +114,7 @@ class _Walk:
     def run(self) -> AutoGrouping:
         for node in reversed(self.graph.nodes):
             self._place(node)
-        groups = {id(g): g for g in self.group_of if g is not None}.values()
+        groups = {id(g): g for g in self.group_of if g is not None and not g.fixed}.values()
         for group in sorted(groups, key=lambda g: g.lo):
             if sum(self.kernel[m] for m in group.members) >= 2:
                 self.result.candidates.append(Candidate(frozenset(group.members), group.kind))
@@ -116,7 +123,7 @@ class _Walk:
     # -- placing one node ---------------------------------------------------------------------
 
     def _place(self, node: Node) -> None:
-        if node.id in self.excluded:
+        if self.group_of[node.id] is not None:  # taken by a rule
             return
         entry = self._entry_decision(node)
         consumers = self.graph.consumer_ids(node)
@@ -124,7 +131,7 @@ class _Walk:
             self._refuse_edges(node, consumers, entry)
             return
         targets = self._consumer_groups(consumers)
-        outside = [c for c in consumers if self.group_of[c] is None]
+        outside = [c for c in consumers if self.group_of[c] is None or self.group_of[c].fixed]
         escapes = bool(outside) or any(o in self.graph.output_set for o in node.outputs)
         for consumer in outside:
             reason = self._entry_decision(self.graph.nodes[consumer])
@@ -215,7 +222,7 @@ class _Walk:
         counts: dict[int, tuple[int, _Group]] = {}
         for c in consumers:
             group = self.group_of[c]
-            if group is not None:
+            if group is not None and not group.fixed:
                 n, _ = counts.get(id(group), (0, group))
                 counts[id(group)] = (n + 1, group)
         # Prefer the group that reads the node most, then the nearest one.

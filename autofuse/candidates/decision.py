@@ -17,6 +17,8 @@ CONTRACTION_PROLOGUE = "matmul_prologue_not_fused"
 CONTRACTION_CONFLICT = "contraction_conflict"
 NOT_FUSIBLE = "not_fusible_op"
 SHAPE_AND_DATA = "shape_and_data_kept_apart"
+DISABLED_BY_USER = "disabled_by_user"
+OVERLAPPING_MATCH = "overlapping_match"
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,13 @@ changes the graph; only the rewrite stage produces a new model.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE, Candidate, Refusal, find_auto_candidates
-from autofuse.candidates.decision import WOULD_CREATE_CYCLE
+from autofuse.candidates.decision import DISABLED_BY_USER, GROUP_TOO_LARGE, OVERLAPPING_MATCH, WOULD_CREATE_CYCLE
+from autofuse.candidates.rules.loader import Rule
+from autofuse.candidates.rules.matcher import Match, RuleIndex, find_matches
 from autofuse.errors import PlanInvariantError
 from autofuse.ir.graph import Graph
 
@@ -29,8 +32,9 @@ class FusionGroup:
     kind: str
     rule: str | None
     members: tuple[int, ...]  # node ids, ascending (= topological order)
-    inputs: tuple[str, ...]  # values read from outside, in order of first use
+    inputs: tuple[str, ...]  # values read from outside: a rule's inputs first, then in order of first use
     outputs: tuple[str, ...]  # values used outside or graph outputs, in member order
+    attributes: tuple[tuple[str, float], ...] = ()  # set on the fused node (e.g. a norm's epsilon)
 
 
 @dataclass(frozen=True)
@@ -46,12 +50,30 @@ class Plan:
         return {m: g for g in self.groups for m in g.members}
 
 
-def plan_fusion(graph: Graph, opt_level: int, *, max_group_size: int = DEFAULT_MAX_GROUP_SIZE) -> Plan:
-    """Choose the fused groups for `graph` at `opt_level` (0: none, 1: rules only, 2-3: automatic)."""
+def plan_fusion(
+    graph: Graph,
+    opt_level: int,
+    *,
+    max_group_size: int = DEFAULT_MAX_GROUP_SIZE,
+    rules: Sequence[Rule] = (),
+    disabled_rules: frozenset[str] = frozenset(),
+) -> Plan:
+    """Choose the fused groups for `graph` at `opt_level`.
+
+    0: nothing. 1: rule matches only. 2-3: rule matches first, then automatic grouping over the
+    nodes no rule took.
+    """
     if not 0 <= opt_level <= 3:
         raise ValueError(f"opt_level must be 0-3, got {opt_level}")
-    auto = find_auto_candidates(graph, opt_level, max_group_size=max_group_size)
-    candidates, refusals = auto.candidates, list(auto.refusals)
+    refusals: list[Refusal] = []
+    from_rules: list[Candidate] = []
+    if opt_level >= 1 and rules:
+        matches, _ = find_matches(graph, RuleIndex(list(rules)))
+        from_rules = select_matches(graph, matches, disabled_rules, max_group_size, refusals)
+    auto = find_auto_candidates(graph, opt_level, max_group_size=max_group_size,
+                                fixed=tuple(c.members for c in from_rules))
+    candidates = from_rules + auto.candidates
+    refusals.extend(auto.refusals)
     groups = tuple(_number(graph, candidates))
     check_partition(groups, graph)
     try:
@@ -93,14 +115,63 @@ def _without_cycles(graph: Graph, candidates: list[Candidate], refusals: list[Re
         kept = [c for i, c in enumerate(kept) if i not in dropped]
 
 
+def select_matches(
+    graph: Graph, matches: list[Match], disabled: frozenset[str], cap: int, refusals: list[Refusal],
+) -> list[Candidate]:
+    """Choose non-overlapping rule matches: higher priority first, then bigger, then earlier."""
+    chosen: list[Candidate] = []
+    taken: dict[int, str] = {}
+    for match in sorted(matches, key=lambda m: (-m.rule.priority, -len(m.nodes), m.root)):
+        names = tuple(graph.nodes[i].name for i in sorted(match.nodes))
+        rule = match.rule.name
+        if rule in disabled:
+            refusals.append(Refusal(names, DISABLED_BY_USER, f"rule '{rule}' is disabled"))
+            continue
+        overlap = sorted(i for i in match.nodes if i in taken)
+        if overlap:
+            refusals.append(Refusal(names, OVERLAPPING_MATCH,
+                                    f"rule '{rule}': '{graph.nodes[overlap[0]].name}' is already in a "
+                                    f"'{taken[overlap[0]]}' match"))
+            continue
+        if len(match.nodes) > cap:
+            refusals.append(Refusal(names, GROUP_TOO_LARGE, f"rule '{rule}' matched {len(match.nodes)} nodes (cap {cap})"))
+            continue
+        if not is_convex(graph, match.nodes):
+            refusals.append(Refusal(names, WOULD_CREATE_CYCLE, f"rule '{rule}': a path leaves the match and comes back"))
+            continue
+        taken.update((i, rule) for i in match.nodes)
+        inputs = tuple(match.values[name] for name in match.rule.inputs)
+        attributes = tuple((attr, match.constants[capture]) for attr, capture in match.rule.attributes.items())
+        chosen.append(Candidate(match.nodes, match.rule.kind, rule, match.rule.fused_op, inputs, attributes))
+    return chosen
+
+
+def is_convex(graph: Graph, members: frozenset[int]) -> bool:
+    """No path leaves `members` and comes back (searched up to the last member's position)."""
+    last = max(members)
+    stack = [c for m in members for c in graph.consumer_ids(graph.nodes[m]) if c not in members and c < last]
+    seen = set(stack)
+    while stack:
+        current = stack.pop()
+        for nxt in graph.consumer_ids(graph.nodes[current]):
+            if nxt in members:
+                return False
+            if nxt < last and nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return True
+
+
 def _number(graph: Graph, candidates: list[Candidate]) -> list[FusionGroup]:
     ordered = sorted(candidates, key=lambda c: min(c.members))
     groups = []
     for index, candidate in enumerate(ordered):
         members = tuple(sorted(candidate.members))
         inputs, outputs = boundary(graph, members)
-        op_type = f"Fused{_KIND_NAMES.get(candidate.kind, 'Group')}_{index}"
-        groups.append(FusionGroup(f"g{index}", op_type, candidate.kind, candidate.rule, members, inputs, outputs))
+        inputs = tuple(dict.fromkeys((*(v for v in candidate.inputs if v in inputs), *inputs)))
+        name = candidate.op_name or f"Fused{_KIND_NAMES.get(candidate.kind, 'Group')}"
+        groups.append(FusionGroup(f"g{index}", f"{name}_{index}", candidate.kind, candidate.rule, members,
+                                  inputs, outputs, candidate.attributes))
     return groups
 
 

@@ -58,14 +58,16 @@ def _named(proto: onnx.NodeProto, name: str) -> onnx.NodeProto:
 def _fused_node(group: FusionGroup) -> onnx.NodeProto:
     return onnx.helper.make_node(
         group.op_type, list(group.inputs), list(group.outputs),
-        name=f"autofuse/{group.id}", domain=FUSED_DOMAIN,
+        name=f"autofuse/{group.id}", domain=FUSED_DOMAIN, **dict(group.attributes),
     )
 
 
 def _function(group: FusionGroup, members: list[onnx.NodeProto], opsets) -> onnx.FunctionProto:
     rule = group.rule or "automatic"
+    # Attributes are declared so the fused node may carry them (the body keeps its own constants).
     return onnx.helper.make_function(
         FUSED_DOMAIN, group.op_type, list(group.inputs), list(group.outputs), members, opsets,
+        attributes=[name for name, _ in group.attributes],
         doc_string=f"autofuse {group.id}: {group.kind} group ({rule}) of {len(members)} nodes",
     )
 

@@ -1,0 +1,308 @@
+"""Matching rules against a graph: (ir.Graph, rules) -> matches, and the near misses.
+
+Rules are indexed by the op type of their root, so each node is only tried against the rules
+that can end there; a pattern is then matched upward from the root through producers, with
+backtracking over alternatives, optional ops and the two operand orders of commutative ops.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from autofuse.candidates.rules.language import Alt, Call, Expr, Number, Ref, describe
+from autofuse.candidates.rules.loader import Rule
+from autofuse.ir.graph import Graph, Node
+from autofuse.ops.axes import reduction_signature
+
+COMMUTATIVE = frozenset("Add Mul Max Min Sum Mean And Or Xor Equal BitwiseAnd BitwiseOr BitwiseXor".split())
+# Pseudo-attributes read from the node's semantics rather than its attribute list.
+_AXES_OPS_PREFIX = ("Reduce",)
+
+
+@dataclass(frozen=True)
+class Match:
+    """One place where a rule matched: the nodes it covers and what its captures bound."""
+
+    rule: Rule
+    root: int
+    nodes: frozenset[int]
+    values: dict[str, str]  # binding or capture name -> graph value
+    constants: dict[str, float]  # constant capture -> its value
+
+
+@dataclass(frozen=True)
+class NearMiss:
+    """The furthest a rule got at one anchor node before failing."""
+
+    rule: str
+    anchor: str  # node name
+    step: str  # the pattern line being matched
+    reason: str
+    matched_nodes: int
+
+
+@dataclass(frozen=True)
+class _State:
+    values: dict[str, str]
+    nodes: frozenset[int]
+    constants: dict[str, float]
+
+    def bind(self, name: str, value: str) -> "_State":
+        return _State({**self.values, name: value}, self.nodes, self.constants)
+
+    def take(self, node_id: int) -> "_State":
+        return _State(self.values, self.nodes | {node_id}, self.constants)
+
+    def constant(self, name: str, value: str, number: float) -> "_State":
+        return _State({**self.values, name: value}, self.nodes, {**self.constants, name: number})
+
+
+@dataclass
+class _Attempt:
+    """Matching of one rule at one anchor; remembers the deepest failure."""
+
+    graph: Graph
+    rule: Rule
+    best: tuple[int, str, str] = (-1, "", "")  # (nodes matched, step, reason)
+
+    def fail(self, state: _State, line: str, reason: str) -> None:
+        if len(state.nodes) > self.best[0]:
+            self.best = (len(state.nodes), line, reason)
+
+
+@dataclass
+class RuleIndex:
+    """Rules grouped by the op types their root can have."""
+
+    rules: list[Rule]
+    by_anchor: dict[str, list[Rule]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for rule in self.rules:
+            for op in sorted(rule.anchors):
+                self.by_anchor.setdefault(op, []).append(rule)
+
+
+def find_matches(graph: Graph, index: RuleIndex, *, trace: bool = False) -> tuple[list[Match], list[NearMiss]]:
+    """Every match of every rule, and (with `trace`) the near misses."""
+    matches: list[Match] = []
+    misses: list[NearMiss] = []
+    for node in graph.nodes:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        for rule in index.by_anchor.get(node.op_type, ()):
+            attempt = _Attempt(graph, rule)
+            found = _match_at(attempt, node)
+            if found is not None:
+                matches.append(found)
+            elif trace and attempt.best[0] >= 2:  # got past the root: a near miss worth showing
+                misses.append(NearMiss(rule.name, node.name, attempt.best[1], attempt.best[2], attempt.best[0]))
+    return matches, misses
+
+
+def _match_at(attempt: _Attempt, node: Node) -> Match | None:
+    rule, graph = attempt.rule, attempt.graph
+    root = rule.root
+    start = _State({}, frozenset(), {})
+    for value in node.outputs[:1]:
+        for state in _match_ref(attempt, Ref(root.name), value, start, root.text):
+            verdict = _escapes(attempt, state)
+            if verdict:
+                attempt.fail(state, root.text, verdict)
+                continue
+            nodes = _with_private_constants(graph, state.nodes)
+            return Match(rule, node.id, nodes, state.values, state.constants)
+    return None
+
+
+# -- expressions --------------------------------------------------------------------------------
+
+
+def _match(attempt: _Attempt, expr: Expr, value: str, state: _State, line: str) -> Iterator[_State]:
+    if isinstance(expr, Ref):
+        yield from _match_ref(attempt, expr, value, state, line)
+    elif isinstance(expr, Number):
+        yield from _match_number(attempt, expr, value, state, line)
+    elif isinstance(expr, Alt):
+        for option in expr.options:
+            yield from _match(attempt, option, value, state, line)
+    else:
+        yield from _match_call(attempt, expr, value, state, line)
+
+
+def _match_ref(attempt: _Attempt, ref: Ref, value: str, state: _State, line: str) -> Iterator[_State]:
+    name, rule = ref.name, attempt.rule
+    if name == "_":
+        yield state
+        return
+    if name in state.values:
+        if state.values[name] == value:
+            yield state
+        else:
+            attempt.fail(state, line, f"'{name}' is '{state.values[name]}' elsewhere but '{value}' here")
+        return
+    binding = rule.binding_by_name.get(name)
+    if binding is not None:
+        yield from _match(attempt, binding.expr, value, state.bind(name, value), binding.text)
+        return
+    if name in rule.constants:
+        yield from _match_constant(attempt, name, value, state, line)
+        return
+    reason = _capture_mismatch(attempt, name, value)
+    if reason:
+        attempt.fail(state, line, reason)
+        return
+    yield state.bind(name, value)
+
+
+def _capture_mismatch(attempt: _Attempt, name: str, value: str) -> str:
+    spec = attempt.rule.where.get(name)
+    if spec is None:
+        return ""
+    kind = attempt.graph.type_of(value)
+    if spec.dtypes and kind.dtype not in spec.dtypes:
+        return f"'{name}' has dtype {kind.dtype}, the rule allows {', '.join(spec.dtypes)}"
+    rank = kind.rank
+    if (spec.min_rank is not None or spec.max_rank is not None) and rank is None:
+        return f"rank of '{name}' is unknown"
+    if spec.min_rank is not None and rank < spec.min_rank or spec.max_rank is not None and rank > spec.max_rank:
+        return f"'{name}' has rank {rank}, outside the rule's range"
+    return ""
+
+
+def _scalar(graph: Graph, value: str) -> float | None:
+    array = graph.constant(value)
+    if array is None or array.size == 0 or array.dtype.kind not in "fiub":
+        return None
+    flat = array.reshape(-1).astype(np.float64)
+    return float(flat[0]) if np.all(flat == flat[0]) else None
+
+
+def _match_constant(attempt: _Attempt, name: str, value: str, state: _State, line: str) -> Iterator[_State]:
+    number = _scalar(attempt.graph, value)
+    if number is None:
+        attempt.fail(state, line, f"'{name}' must be a constant scalar; '{value}' is not")
+        return
+    spec = attempt.rule.constants[name]
+    if spec.minimum is not None and number < spec.minimum or spec.maximum is not None and number > spec.maximum:
+        attempt.fail(state, line, f"constant '{name}' = {number:g} is outside [{spec.minimum}, {spec.maximum}]")
+        return
+    yield state.constant(name, value, number)
+
+
+def _match_number(attempt: _Attempt, expr: Number, value: str, state: _State, line: str) -> Iterator[_State]:
+    number = _scalar(attempt.graph, value)
+    tolerance = attempt.rule.tolerance
+    if number is None:
+        attempt.fail(state, line, f"expected the constant {expr.value:g}, '{value}' is not a constant scalar")
+    elif abs(number - expr.value) <= tolerance * max(1.0, abs(expr.value)):
+        yield state
+    else:
+        attempt.fail(state, line, f"expected the constant {expr.value:g}, found {number:g}")
+
+
+def _match_call(attempt: _Attempt, call: Call, value: str, state: _State, line: str) -> Iterator[_State]:
+    graph = attempt.graph
+    producer = graph.producer.get(value)
+    node = graph.nodes[producer] if producer is not None else None
+    if node is not None and node.op_type in call.ops and node.domain in ("", "ai.onnx"):
+        reason = _attr_mismatch(graph, node, call)
+        if reason:
+            attempt.fail(state, line, reason)
+        else:
+            yield from _match_inputs(attempt, call, node, state.take(node.id), line)
+    elif not call.optional:
+        found = "a graph input or constant" if node is None else f"{node.op_type} ('{node.name}')"
+        attempt.fail(state, line, f"expected {describe(call)} producing '{value}', found {found}")
+    if call.optional:
+        yield from _match(attempt, call.args[0], value, state, line)
+
+
+def _match_inputs(attempt: _Attempt, call: Call, node: Node, state: _State, line: str) -> Iterator[_State]:
+    inputs = [v for v in node.inputs if v]
+    wanted = len(call.args)
+    if len(inputs) < wanted:
+        attempt.fail(state, line, f"{node.op_type} '{node.name}' has {len(inputs)} inputs, the pattern needs {wanted}")
+        return
+    extra = inputs[wanted:]
+    if any(v not in attempt.graph.constants for v in extra):
+        attempt.fail(state, line, f"{node.op_type} '{node.name}' has more data inputs than the pattern names")
+        return
+    orders = [inputs[:wanted]]
+    if node.op_type in COMMUTATIVE and wanted == 2 and inputs[0] != inputs[1]:
+        orders.append([inputs[1], inputs[0]])
+    for order in orders:
+        yield from _match_args(attempt, call.args, order, state, line)
+
+
+def _match_args(attempt: _Attempt, args, values, state: _State, line: str) -> Iterator[_State]:
+    if not args:
+        yield state
+        return
+    for after_first in _match(attempt, args[0], values[0], state, line):
+        yield from _match_args(attempt, args[1:], values[1:], after_first, line)
+
+
+def _attr_mismatch(graph: Graph, node: Node, call: Call) -> str:
+    for key, wanted in call.attrs:
+        if key in ("axes", "axis") and (node.op_type.startswith(_AXES_OPS_PREFIX) or node.op_type in (
+                "Softmax", "LogSoftmax", "LayerNormalization", "RMSNormalization")):
+            actual = _reduced_axes(graph, node)
+        elif key == "axis" and "axis" in node.attrs and wanted == "last":
+            rank = graph.type_of(node.outputs[0]).rank
+            actual = "last" if rank and node.attrs["axis"] % rank == rank - 1 else node.attrs["axis"]
+        else:
+            actual = node.attrs.get(key)
+        if isinstance(wanted, tuple) and isinstance(actual, tuple):
+            equal = tuple(wanted) == tuple(actual)
+        else:
+            equal = actual == wanted
+        if not equal:
+            return f"{node.op_type} '{node.name}' has {key}={actual}, the pattern wants {key}={wanted}"
+    return ""
+
+
+def _reduced_axes(graph: Graph, node: Node):
+    signature = reduction_signature(node, graph)
+    if signature is None:
+        return "unknown"
+    rank = len(signature.shape)
+    if rank and signature.axes == (rank - 1,):
+        return "last"
+    return signature.axes
+
+
+# -- whole-match checks ---------------------------------------------------------------------------
+
+
+def _escapes(attempt: _Attempt, state: _State) -> str:
+    """A reason if an intermediate of the match is used outside it (and is not a declared output)."""
+    graph, rule = attempt.graph, attempt.rule
+    allowed = {state.values[name] for name in rule.outputs if name in state.values}
+    for node_id in state.nodes:
+        for out in graph.nodes[node_id].outputs:
+            if not out or out in allowed:
+                continue
+            if out in graph.output_set:
+                return f"intermediate '{out}' is a graph output"
+            outside = [c for c in graph.consumers.get(out, ()) if c not in state.nodes]
+            if outside:
+                return (f"intermediate '{out}' is also used by '{graph.nodes[outside[0]].name}' outside the "
+                        "match (declare it in 'outputs' to allow that)")
+    for name in rule.outputs[1:]:
+        if name not in state.values:
+            return f"output '{name}' was not bound"
+    return ""
+
+
+def _with_private_constants(graph: Graph, nodes: frozenset[int]) -> frozenset[int]:
+    """Add the Constant nodes that only feed the match (they move into the fused op)."""
+    extra = set()
+    for node_id in nodes:
+        for p in graph.producer_ids(graph.nodes[node_id]):
+            producer = graph.nodes[p]
+            if producer.op_type == "Constant" and all(c in nodes for c in graph.consumer_ids(producer)):
+                extra.add(p)
+    return nodes | extra
