@@ -20,7 +20,7 @@ from autofuse.candidates.shape_values import shape_value_nodes
 from autofuse.ir.graph import Dim, Graph, Node
 from autofuse.ir.shapes import broadcast_shapes, format_shape, numel_key
 from autofuse.ops.axes import ReductionSignature, reduction_signature
-from autofuse.ops.table import OpClass, is_kernel, op_class
+from autofuse.ops.table import OpClass, is_kernel, op_class, reads_only_metadata
 
 DEFAULT_MAX_GROUP_SIZE = 64
 # Nodes the cycle check may visit for one join; past it the join is refused (conservative).
@@ -132,7 +132,9 @@ class _Walk:
             return
         targets = self._consumer_groups(consumers)
         outside = [c for c in consumers if self.group_of[c] is None or self.group_of[c].fixed]
-        escapes = bool(outside) or any(o in self.graph.output_set for o in node.outputs)
+        # A read by Shape/Size needs only the shape: it does not make the value escape.
+        escapes = any(not reads_only_metadata(self.graph.nodes[c]) for c in outside) or any(
+            o in self.graph.output_set for o in node.outputs)
         for consumer in outside:
             reason = self._entry_decision(self.graph.nodes[consumer])
             if self.kernel[consumer] and not reason:

@@ -83,6 +83,11 @@ def op_class(node: Node) -> OpClass:
     return OP_CLASS.get(node.op_type, OpClass.OPAQUE)
 
 
+def reads_only_metadata(node: Node) -> bool:
+    """Shape and Size read a tensor's shape, never its data."""
+    return node.op_type in ("Shape", "Size") and node.domain in ("", "ai.onnx")
+
+
 def is_kernel(node: Node, graph: Graph) -> bool:
     """Whether the node launches a kernel of its own (the definition the report counts)."""
     if node.op_type in NO_KERNEL_OPS and node.domain in ("", "ai.onnx"):

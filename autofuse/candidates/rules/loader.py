@@ -100,7 +100,13 @@ class _Located(dict):
     key_lines: dict
 
 
+_PLAIN_TAGS = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
+
+
 def _construct(node: yaml.Node, loader: yaml.SafeLoader) -> Any:
+    expected = _PLAIN_TAGS.get(type(node))
+    if expected is not None and node.tag != expected:
+        raise yaml.constructor.ConstructorError(None, None, f"unsupported YAML tag {node.tag}", node.start_mark)
     if isinstance(node, yaml.MappingNode):
         result = _Located()
         result.line = node.start_mark.line + 1

@@ -15,6 +15,7 @@ from autofuse.candidates.rules.language import Alt, Call, Expr, Number, Ref, des
 from autofuse.candidates.rules.loader import Rule
 from autofuse.ir.graph import Graph, Node
 from autofuse.ops.axes import reduction_signature
+from autofuse.ops.table import reads_only_metadata
 
 COMMUTATIVE = frozenset("Add Mul Max Min Sum Mean And Or Xor Equal BitwiseAnd BitwiseOr BitwiseXor".split())
 # Pseudo-attributes read from the node's semantics rather than its attribute list.
@@ -210,7 +211,7 @@ def _match_call(attempt: _Attempt, call: Call, value: str, state: _State, line: 
     if node is not None and node.op_type in call.ops and node.domain in ("", "ai.onnx"):
         reason = _attr_mismatch(graph, node, call)
         if reason:
-            attempt.fail(state, line, reason)
+            attempt.fail(state.take(node.id), line, reason)  # the op was right: count it as reached
         else:
             yield from _match_inputs(attempt, call, node, state.take(node.id), line)
     elif not call.optional:
@@ -287,7 +288,8 @@ def _escapes(attempt: _Attempt, state: _State) -> str:
                 continue
             if out in graph.output_set:
                 return f"intermediate '{out}' is a graph output"
-            outside = [c for c in graph.consumers.get(out, ()) if c not in state.nodes]
+            outside = [c for c in graph.consumers.get(out, ())
+                       if c not in state.nodes and not reads_only_metadata(graph.nodes[c])]
             if outside:
                 return (f"intermediate '{out}' is also used by '{graph.nodes[outside[0]].name}' outside the "
                         "match (declare it in 'outputs' to allow that)")
