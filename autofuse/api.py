@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import os
 import shutil
@@ -83,7 +84,21 @@ def fuse(
 def load_rule_set(extra: Sequence[str | os.PathLike] = (), *, use_library: bool = True) -> list[Rule]:
     """The shipped rule library (unless `use_library` is False) plus the user's rule files."""
     files = (library_files() if use_library else []) + [Path(p) for p in extra]
-    return load_rules(files)
+    return list(_load_cached(tuple((str(f), *_identity(f)) for f in files)))
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return (-1, -1)  # load_rules reports the missing file
+    return stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=16)
+def _load_cached(files: tuple[tuple[str, int, int], ...]) -> tuple[Rule, ...]:
+    """Rules are immutable: the same files (same path, mtime and size) are parsed once."""
+    return tuple(load_rules([f[0] for f in files]))
 
 
 def _check_rule_names(rules: list[Rule], names: Sequence[str]) -> None:

@@ -16,6 +16,7 @@ from autofuse.candidates.rules.loader import Rule
 from autofuse.candidates.rules.matcher import Match, RuleIndex, find_matches
 from autofuse.errors import PlanInvariantError
 from autofuse.ir.graph import Graph
+from autofuse.planner.merge import Merged, merge_around_matmuls
 
 FUSED_DOMAIN = "ai.autofuse"
 _KIND_NAMES = {
@@ -72,31 +73,38 @@ def plan_fusion(
         from_rules = select_matches(graph, matches, disabled_rules, max_group_size, refusals)
     auto = find_auto_candidates(graph, opt_level, max_group_size=max_group_size,
                                 fixed=tuple(c.members for c in from_rules))
-    candidates = from_rules + auto.candidates
     refusals.extend(auto.refusals)
-    groups = tuple(_number(graph, candidates))
+    items: list[Candidate | Merged] = list(from_rules + auto.candidates)
+    if opt_level >= 3:
+        items = merge_around_matmuls(graph, list(items), max_group_size)
+    groups = tuple(_number(graph, [_candidate(i) for i in items]))
     check_partition(groups, graph)
     try:
         order = schedule(groups, graph)
     except PlanInvariantError:
-        candidates = _without_cycles(graph, candidates, refusals)
+        candidates = _without_cycles(graph, items, refusals)
         groups = tuple(_number(graph, candidates))
         order = schedule(groups, graph)
     return Plan(opt_level, groups, tuple(refusals), order)
 
 
-def _without_cycles(graph: Graph, candidates: list[Candidate], refusals: list[Refusal]) -> list[Candidate]:
-    """Drop groups until contracting every group leaves the graph acyclic.
+def _candidate(item: Candidate | Merged) -> Candidate:
+    return item.candidate if isinstance(item, Merged) else item
+
+
+def _without_cycles(graph: Graph, items: list[Candidate | Merged], refusals: list[Refusal]) -> list[Candidate]:
+    """Undo merges, then drop groups, until contracting every group leaves the graph acyclic.
 
     Each group is convex on its own, but two groups can still feed each other (A -> B through
     one pair of members, B -> A through another). In every strongly connected set of the
-    contracted graph the smallest group is dropped, and the refusal says why.
+    contracted graph, a merged group is split back into its parts if there is one; otherwise the
+    smallest group is dropped and the refusal says why.
     """
     import networkx as nx
 
-    kept = list(candidates)
+    kept = list(items)
     while True:
-        owner = {m: i for i, c in enumerate(kept) for m in c.members}
+        owner = {m: i for i, item in enumerate(kept) for m in _candidate(item).members}
         contracted = nx.DiGraph()
         for node in graph.nodes:
             dst = owner.get(node.id, -1 - node.id)
@@ -106,13 +114,28 @@ def _without_cycles(graph: Graph, candidates: list[Candidate], refusals: list[Re
                     contracted.add_edge(src, dst)
         cyclic = [c for c in nx.strongly_connected_components(contracted) if len(c) > 1]
         if not cyclic:
-            return kept
-        dropped = {min((i for i in component if i >= 0), key=lambda i: len(kept[i].members)) for component in cyclic}
-        for i in sorted(dropped):
-            names = tuple(graph.nodes[m].name for m in sorted(kept[i].members))
+            return [_candidate(item) for item in kept]
+        split: dict[int, tuple[Candidate, ...]] = {}
+        dropped: set[int] = set()
+        for component in cyclic:
+            groups = [i for i in component if i >= 0]
+            merged = [i for i in groups if isinstance(kept[i], Merged)]
+            if merged:
+                biggest = max(merged, key=lambda i: len(kept[i].parts))
+                split[biggest] = kept[biggest].parts
+                continue
+            smallest = min(groups, key=lambda i: len(kept[i].members))
+            dropped.add(smallest)
+            names = tuple(graph.nodes[m].name for m in sorted(kept[smallest].members))
             refusals.append(Refusal(names, WOULD_CREATE_CYCLE,
                                     "this group and another one would feed each other once both are fused"))
-        kept = [c for i, c in enumerate(kept) if i not in dropped]
+        rebuilt: list[Candidate | Merged] = []
+        for i, item in enumerate(kept):
+            if i in split:
+                rebuilt.extend(split[i])
+            elif i not in dropped:
+                rebuilt.append(item)
+        kept = rebuilt
 
 
 def select_matches(

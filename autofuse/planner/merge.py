@@ -1,0 +1,146 @@
+"""Level-3 merges of whole groups around matrix multiplications.
+
+1. Sibling MatMuls that read the same activation with constant weights of the same depth
+   (Q/K/V projections, gate/up projections) become one MatMul over concatenated weights: one
+   cube kernel instead of several, and the activation is read once.
+2. A MatMul group whose results are read by exactly one other group takes that group as its
+   vector epilogue (bias, activation, SwiGLU, rotary embedding, a row norm): the MatMul result
+   is not written out and read back by a separate kernel.
+Merged groups remember their parts: if the plan's final acyclicity check finds a merge in a
+cycle, the planner splits it back instead of dropping fusions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from autofuse.candidates.auto import Candidate
+from autofuse.ir.graph import Graph, Node
+from autofuse.ops.table import reads_only_metadata
+
+_MATMULS = frozenset({"MatMul", "Gemm"})
+# Consumer groups a MatMul may take as its epilogue: work on the rows the MatMul produces.
+_EPILOGUE_KINDS = frozenset({"elementwise", "matmul_epilogue", "norm", "rotary", "reduction"})
+
+
+@dataclass(frozen=True)
+class Merged:
+    """A merged candidate and the candidates it was made of."""
+
+    candidate: Candidate
+    parts: tuple[Candidate, ...]
+
+
+def merge_around_matmuls(graph: Graph, candidates: list[Candidate], cap: int) -> list[Candidate | Merged]:
+    """Candidates after sibling-MatMul and MatMul-epilogue merges (see the module docstring)."""
+    groups: list[Candidate | Merged] = list(_with_lone_matmuls(graph, candidates))
+    groups = _merge_siblings(graph, groups, cap)
+    groups = _merge_epilogues(graph, groups, cap)
+    return [g for g in groups if len(_cand(g).members) > 1]
+
+
+def _cand(item: Candidate | Merged) -> Candidate:
+    return item.candidate if isinstance(item, Merged) else item
+
+
+def _parts(item: Candidate | Merged) -> tuple[Candidate, ...]:
+    return item.parts if isinstance(item, Merged) else (item,)
+
+
+def _with_lone_matmuls(graph: Graph, candidates: list[Candidate]) -> list[Candidate]:
+    taken = {m for c in candidates for m in c.members}
+    lone = [Candidate(frozenset({n.id}), "matmul_epilogue") for n in graph.nodes
+            if n.op_type in _MATMULS and n.domain in ("", "ai.onnx") and n.id not in taken]
+    return candidates + lone
+
+
+def _matmuls(graph: Graph, group: Candidate) -> list[Node]:
+    return [graph.nodes[m] for m in sorted(group.members) if graph.nodes[m].op_type in _MATMULS]
+
+
+def _weight_key(graph: Graph, node: Node) -> tuple | None:
+    """(activation, K, dtype) when the node multiplies an activation by a constant 2-D weight."""
+    if len(node.inputs) < 2 or node.inputs[1] not in graph.initializers:
+        return None
+    if node.op_type == "Gemm" and node.attrs.get("transA", 0):
+        return None
+    weight = graph.type_of(node.inputs[1])
+    if weight.rank != 2:
+        return None
+    depth = weight.shape[1] if node.op_type == "Gemm" and node.attrs.get("transB", 0) else weight.shape[0]
+    return node.inputs[0], depth, weight.dtype
+
+
+def _merge_siblings(graph: Graph, groups: list, cap: int) -> list:
+    by_key: dict[tuple, list[int]] = {}
+    for index, item in enumerate(groups):
+        group = _cand(item)
+        matmuls = _matmuls(graph, group)
+        if len(matmuls) != 1 or group.kind == "attention":
+            continue
+        key = _weight_key(graph, matmuls[0])
+        if key is not None:
+            by_key.setdefault(key, []).append(index)
+    merged: set[int] = set()
+    result = []
+    for indices in by_key.values():
+        members = sum(len(_cand(groups[i]).members) for i in indices)
+        if len(indices) < 2 or members > cap:
+            continue
+        merged.update(indices)
+        result.append(_union([groups[i] for i in indices], "MergedMatMul"))
+    return [g for i, g in enumerate(groups) if i not in merged] + result
+
+
+def _merge_epilogues(graph: Graph, groups: list, cap: int) -> list:
+    owner = {m: i for i, item in enumerate(groups) for m in _cand(item).members}
+    absorbed: dict[int, int] = {}  # epilogue group index -> MatMul group index
+    for index, item in enumerate(groups):
+        group = _cand(item)
+        if not _matmuls(graph, group):
+            continue
+        target = _sole_consumer_group(graph, group, owner)
+        if target is None or target in absorbed:
+            continue
+        consumer = _cand(groups[target])
+        if _matmuls(graph, consumer) or consumer.kind not in _EPILOGUE_KINDS:
+            continue
+        if len(group.members) + len(consumer.members) <= cap:
+            absorbed[target] = index
+    heads = {head: epilogue for epilogue, head in absorbed.items()}
+    result = []
+    for index, item in enumerate(groups):
+        if index in absorbed:
+            continue
+        if index in heads:
+            epilogue = _cand(groups[heads[index]])
+            name = f"{_cand(item).op_name or 'MatMul'}{epilogue.op_name or 'Epilogue'}"
+            result.append(_union([item, groups[heads[index]]], name, rule=epilogue.rule))
+        else:
+            result.append(item)
+    return result
+
+
+def _sole_consumer_group(graph: Graph, group: Candidate, owner: dict[int, int]) -> int | None:
+    """The one group that reads every value this group sends out, if there is exactly one."""
+    targets = set()
+    for m in group.members:
+        for out in graph.nodes[m].outputs:
+            if out in graph.output_set:
+                return None
+            for c in graph.consumers.get(out, ()):
+                if c in group.members or reads_only_metadata(graph.nodes[c]):
+                    continue
+                if c not in owner:
+                    return None
+                targets.add(owner[c])
+    return targets.pop() if len(targets) == 1 else None
+
+
+def _union(items: list, name: str, rule: str | None = None) -> Merged:
+    parts = tuple(p for item in items for p in _parts(item))
+    members = frozenset().union(*(p.members for p in parts))
+    inputs = tuple(dict.fromkeys(v for p in parts for v in p.inputs))
+    attributes = tuple(dict.fromkeys(a for p in parts for a in p.attributes))
+    rules = [p.rule for p in parts if p.rule]
+    return Merged(Candidate(members, "matmul_epilogue", rule or (rules[0] if rules else None), name, inputs,
+                            attributes), parts)
