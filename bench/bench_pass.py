@@ -448,7 +448,7 @@ def main(argv=None) -> int:
     print(f"Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}, "
           f"{platform.machine()} with {os.cpu_count()} CPUs. Wall time of the subprocess, best of "
           f"{args.repeats} (1 for ≥ {args.single_run_nodes} nodes or runs over {args.max_repeat_seconds:g} s). "
-          f"ORT: `python -m onnxruntime.transformers.optimizer --model_type {synth_type} --opt_level "
+          f"ORT: `python -m onnxruntime.transformers.optimizer --model_type {synth_type} (synthetic) --opt_level "
           f"{args.ort_opt_level}` (a different job: ORT contrib-op fusion), skipped above "
           f"{args.ort_max_nodes or '∞'} nodes. CLI start-up (`autofuse --help`): {_f(startup)} s.\n")
     if synth_rows:

@@ -82,6 +82,19 @@ class GraphCase:
         self.inputs = inputs
         self.n = n  # runtime value of the symbolic dim N
 
+    @property
+    def symbolic(self) -> bool:
+        """Whether some graph input has the symbolic dim N."""
+        return any(d.dim_param for i in self.model.graph.input for d in i.type.tensor_type.shape.dim)
+
+    def feeds_for(self, n: int, seed: int = 0) -> dict:
+        """Fresh inputs (same ranges as `inputs`) with N set to n."""
+        from_type = {t: k for k, t in ONNX_TYPE.items()}
+        vals = [Val(i.name, from_type[i.type.tensor_type.elem_type],
+                    tuple(d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim), 0.0)
+                for i in self.model.graph.input]
+        return make_feeds(vals, n, np.random.default_rng(seed))
+
     def __repr__(self) -> str:  # hypothesis prints this for a falsifying example
         feeds = ", ".join(f"{k}: {v.dtype}{list(v.shape)}" for k, v in self.inputs.items())
         return f"GraphCase(N={self.n}, inputs={{{feeds}}})\n" + onnx.printer.to_text(self.model)
@@ -140,6 +153,7 @@ class Builder:
         self.inputs: list[Val] = []
         self.pool: list[Val] = []  # values ops may consume: graph inputs + node outputs
         self.consumed: set[str] = set()
+        self.dense = False  # see random_models
         self._counter = 0
 
     # ---- naming / creation
@@ -218,14 +232,14 @@ class Builder:
     def operand_like(self, a: Val, dtype: Optional[str] = None) -> Val:
         """A second operand broadcast-compatible with a: a pool value, a constant or a new input."""
         dtype = dtype or a.dtype
-        kind = self.draw(st.integers(0, 3))
+        # dense graphs mostly reuse pool values: reconvergent fan-out (diamonds)
+        kind = self.draw(st.sampled_from([0, 0, 0, 1, 3] if self.dense else [0, 1, 2, 3]))
         if kind == 0:
             b = self.pick(lambda v: v.dtype == dtype and v.name != a.name and _fits(a.shape, v.shape))
             if b is not None:
                 return b
-        if kind == 1:
-            b = self.pick(lambda v: v.dtype == dtype and v.name == a.name)
-            return b  # x op x
+        if kind == 1 and dtype == a.dtype:
+            return a  # x op x
         if kind == 2 and len(self.inputs) < 5:
             shape = self.derived_shape(a.shape)
             if self.flag() and a.rank and a.shape[0] == SYM and len(shape) == a.rank:
@@ -704,7 +718,46 @@ def op_fanout(b: Builder) -> bool:
     return True
 
 
+def op_ladder(b: Builder) -> bool:
+    """Two elementwise chains from one value with cross edges between them (5 nodes).
+
+    The pattern where two groups, each convex on its own, feed each other (A -> B through
+    one pair of members and B -> A through another), so contracting both makes a cycle."""
+    x = b.pick(lambda v: v.dtype in FLOATS)
+    if x is None:
+        return False
+    start = len(b.nodes)
+    x = b.squash(x, 2.0)
+    unary = ["Relu", "Neg", "Tanh", "Sigmoid", "Abs"]
+    chains = [[_unary_float(b, x, b.choice(unary))], [_unary_float(b, x, b.choice(unary))]]
+    for _ in range(3):
+        side = b.draw(st.integers(0, 1))
+        mine, other = chains[side], chains[1 - side]
+        left = 5 - (len(b.nodes) - start)
+        if b.draw(st.integers(0, 2)) == 0:
+            if left >= 1:
+                mine.append(_unary_float(b, mine[-1], b.choice(unary)))
+            continue
+        y = other[b.draw(st.integers(0, len(other) - 1))]
+        op = b.choice(["Add", "Sub", "Max", "Min", "Mul", "Greater"])
+        tip = mine[-1]
+        cost = {"Greater": 2, "Mul": 1 + (tip.bound > 1) + (y.bound > 1)}.get(op, 1)
+        if cost > left:
+            continue
+        if op == "Greater":  # Where(tip > y, 0, tip)
+            cond = b.node("Greater", [tip, y], BOOL, x.shape, 1.0)
+            mine.append(b.node("Where", [cond, b.const(x.dtype, (), [0.0]), tip], x.dtype, x.shape, tip.bound))
+            continue
+        if op == "Mul":
+            tip, y = b.squash(tip, 1.0), b.squash(y, 1.0)
+        bound = {"Add": tip.bound + y.bound, "Sub": tip.bound + y.bound, "Mul": tip.bound * y.bound}.get(
+            op, max(tip.bound, y.bound))
+        mine.append(b.node(op, [tip, y], x.dtype, x.shape, bound))
+    return True
+
+
 OPS = {
+    "ladder": op_ladder,
     "unary": op_unary,
     "binary": op_binary,
     "view": op_view,
@@ -723,7 +776,12 @@ OPS = {
 # Ordered simplest first (hypothesis shrinks sampled_from towards the front); weights by
 # repetition.
 OP_CHOICES = (["unary"] * 4 + ["binary"] * 4 + ["view"] * 2 + ["move"] * 2 + ["reduce"] * 2
-              + ["matmul", "where", "cast", "softmax", "layernorm", "fanout", "compare", "bool", "opaque"])
+              + ["matmul", "where", "cast", "softmax", "layernorm", "fanout", "compare", "bool", "opaque",
+                 "ladder", "ladder"])
+
+
+DENSE_CHOICES = (["unary"] * 3 + ["binary"] * 5 + ["fanout"] * 2 + ["ladder"] * 4
+                 + ["where", "compare", "cast", "reduce", "softmax", "view", "matmul", "opaque"])
 
 
 # ----------------------------------------------------------------------------- strategies
@@ -750,16 +808,25 @@ def random_models(draw, min_nodes: int = 2, max_nodes: int = 20):
     rng = np.random.default_rng(seed)
     b = Builder(draw, rng)
     allow_empty = draw(st.integers(0, 5)) == 0
-    for _ in range(draw(st.integers(1, 3))):
-        dtype = draw(st.sampled_from([F32, F32, F32, F16, I64, BOOL]))
-        b.add_input(dtype, draw(input_shapes(allow_empty=allow_empty)))
+    # One graph in three is "dense": one float input shape, mostly elementwise ops whose
+    # operands are earlier values -- many reconvergent paths for the grouping to get wrong.
+    b.dense = draw(st.integers(0, 2)) == 0
+    if b.dense:
+        shape = draw(input_shapes(allow_empty=allow_empty))
+        for _ in range(draw(st.integers(1, 2))):
+            b.add_input(draw(st.sampled_from([F32, F32, F16])), shape)
+    else:
+        for _ in range(draw(st.integers(1, 3))):
+            dtype = draw(st.sampled_from([F32, F32, F32, F16, I64, BOOL]))
+            b.add_input(dtype, draw(input_shapes(allow_empty=allow_empty)))
     if not any(v.dtype in FLOATS for v in b.inputs):
         b.add_input(F32, draw(input_shapes(allow_empty=allow_empty)))
     target = draw(st.integers(min_nodes, max_nodes))
+    choices = DENSE_CHOICES if b.dense else OP_CHOICES
     attempts = 0
     while len(b.nodes) < target and attempts < 4 * max_nodes:
         attempts += 1
-        OPS[draw(st.sampled_from(OP_CHOICES))](b)
+        OPS[draw(st.sampled_from(choices))](b)
     while len(b.nodes) < min_nodes:
         op_unary(b)
     return finish(b, n=draw(st.sampled_from([2, 3, 1])), extra_outputs=draw(st.lists(st.booleans(), max_size=30)))
@@ -859,7 +926,39 @@ def symbolic_dim_case() -> GraphCase:
     return _hand(build, n=3, seed=3)
 
 
+def empty_interleaved_case() -> GraphCase:
+    """Two candidate groups whose members interleave, on size-0 tensors.  A shrunk
+    hypothesis example: before commit d858d56 the level-3 planner contracted the groups
+    into a cycle (PlanInvariantError); that happens with non-empty dims too."""
+    def build(b: Builder):
+        x = b.add_input(F32, (0,))
+        b.add_input(F32, (0,))  # unused input
+        t3 = b.node("Relu", [x], F32, x.shape, 2.0)
+        t5 = b.node("Relu", [t3], F32, x.shape, 2.0)
+        t7 = b.node("Relu", [x], F32, x.shape, 2.0)
+        b.node("Add", [t7, t5], F32, x.shape, 4.0)
+        t11 = b.node("Relu", [t7], F32, x.shape, 2.0)
+        t13 = b.node("Greater", [t3, t11], BOOL, x.shape, 1.0)
+        b.node("Where", [t13, b.const(F32, (), [0.0]), t3], F32, x.shape, 2.0)
+    return _hand(build, seed=4)
+
+
+def cross_chains_case() -> GraphCase:
+    """Two one-node chains from x, each feeding the other's consumer (the shrunk form of
+    ``op_ladder``; before commit d858d56 it made the level-3 planner raise)."""
+    def build(b: Builder):
+        x = b.add_input(F32, (SYM,))
+        a = b.node("Relu", [x], F32, x.shape, 2.0)
+        c = b.node("Relu", [x], F32, x.shape, 2.0)
+        b.node("Add", [c, a], F32, x.shape, 4.0)
+        g = b.node("Greater", [a, c], BOOL, x.shape, 1.0)
+        b.node("Where", [g, b.const(F32, (), [0.0]), a], F32, x.shape, 2.0)
+    return _hand(build, seed=5)
+
+
 HAND_CASES = {
+    "cross_chains": cross_chains_case,
+    "empty_interleaved": empty_interleaved_case,
     "diamond": diamond_case,
     "mid_output_chain": mid_output_chain_case,
     "fp16_chain": fp16_chain_case,

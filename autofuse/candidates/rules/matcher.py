@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+import onnx
 
 from autofuse.candidates.rules.language import Alt, Call, Expr, Number, Ref, describe
 from autofuse.candidates.rules.loader import Rule
+from autofuse.frontends.onnx import _attr_value
 from autofuse.ir.graph import Graph, Node
 from autofuse.ops.axes import reduction_signature
 from autofuse.ops.table import reads_only_metadata
@@ -75,32 +77,89 @@ class _Attempt:
 
 @dataclass
 class RuleIndex:
-    """Rules grouped by the op types their root can have."""
+    """Rules grouped by the op types their root can have.
+
+    Rules whose patterns and constraints are identical (a library rule and a user's copy with
+    other lowerings, say) share one entry and are matched once.
+    """
 
     rules: list[Rule]
-    by_anchor: dict[str, list[Rule]] = field(default_factory=dict)
+    by_anchor: dict[str, list[tuple[Rule, ...]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        shared: dict[tuple, list[Rule]] = {}
         for rule in self.rules:
-            for op in sorted(rule.anchors):
-                self.by_anchor.setdefault(op, []).append(rule)
+            shared.setdefault(_pattern_key(rule), []).append(rule)
+        for same in shared.values():
+            for op in sorted(same[0].anchors):
+                self.by_anchor.setdefault(op, []).append(tuple(same))
+
+
+def _pattern_key(rule: Rule) -> tuple:
+    """Everything that decides where a rule matches (not its name, kind or lowerings)."""
+    return (rule.bindings, rule.inputs, rule.outputs, tuple(sorted(rule.constants.items())),
+            tuple(sorted(rule.where.items())), rule.tolerance)
 
 
 def find_matches(graph: Graph, index: RuleIndex, *, trace: bool = False) -> tuple[list[Match], list[NearMiss]]:
     """Every match of every rule, and (with `trace`) the near misses."""
     matches: list[Match] = []
     misses: list[NearMiss] = []
+    producer_ops = _producer_ops(graph)
     for node in graph.nodes:
         if node.domain not in ("", "ai.onnx"):
             continue
-        for rule in index.by_anchor.get(node.op_type, ()):
+        for same in index.by_anchor.get(node.op_type, ()):
+            rule = same[0]
+            if not trace and not _may_match_here(rule, node, producer_ops):
+                continue
             attempt = _Attempt(graph, rule)
             found = _match_at(attempt, node)
             if found is not None:
-                matches.append(found)
+                matches.extend(Match(r, found.root, found.nodes, found.values, found.constants) for r in same)
             elif trace and attempt.best[0] >= 2:  # got past the root: a near miss worth showing
-                misses.append(NearMiss(rule.name, node.name, attempt.best[1], attempt.best[2], attempt.best[0]))
+                misses.extend(NearMiss(r.name, node.name, attempt.best[1], attempt.best[2], attempt.best[0])
+                              for r in same)
     return matches, misses
+
+
+# -- a cheap look before matching ----------------------------------------------------------------
+
+
+def _producer_ops(graph: Graph) -> dict[str, str]:
+    """Value -> op type of the node producing it (default domain only)."""
+    return {out: node.op_type for node in graph.nodes if node.domain in ("", "ai.onnx") for out in node.outputs}
+
+
+def _required_ops(expr: Expr, rule: Rule, depth: int = 0) -> frozenset[str] | None:
+    """Op types one of which must produce the value `expr` matches; None if anything may."""
+    if isinstance(expr, Call):
+        return None if expr.optional else frozenset(expr.ops)
+    if isinstance(expr, Ref) and expr.name in rule.binding_by_name and depth < 8:
+        return _required_ops(rule.binding_by_name[expr.name].expr, rule, depth + 1)
+    if isinstance(expr, Alt):
+        options = [_required_ops(o, rule, depth + 1) for o in expr.options]
+        return None if any(o is None for o in options) else frozenset().union(*options)
+    return None
+
+
+def _may_match_here(rule: Rule, node: Node, producer_ops: dict[str, str]) -> bool:
+    """False when the producers of the node's inputs already rule the pattern out."""
+    root = rule.root.expr
+    if not isinstance(root, Call):
+        return True
+    needs = [_required_ops(arg, rule) for arg in root.args]
+    inputs = [v for v in node.inputs if v]
+    if len(inputs) < len(needs):
+        return False
+    ops = [producer_ops.get(v) for v in inputs[:len(needs)]]
+
+    def fits(order) -> bool:
+        return all(need is None or op in need for need, op in zip(needs, order))
+
+    if fits(ops):
+        return True
+    return node.op_type in COMMUTATIVE and len(ops) == 2 and fits(ops[::-1])
 
 
 def _match_at(attempt: _Attempt, node: Node) -> Match | None:
@@ -139,7 +198,7 @@ def _match_ref(attempt: _Attempt, ref: Ref, value: str, state: _State, line: str
         yield state
         return
     if name in state.values:
-        if state.values[name] == value:
+        if state.values[name] == value or name in rule.constants and _same_number(attempt, state, name, value):
             yield state
         else:
             attempt.fail(state, line, f"'{name}' is '{state.values[name]}' elsewhere but '{value}' here")
@@ -179,6 +238,14 @@ def _scalar(graph: Graph, value: str) -> float | None:
         return None
     flat = array.reshape(-1).astype(np.float64)
     return float(flat[0]) if np.all(flat == flat[0]) else None
+
+
+def _same_number(attempt: _Attempt, state: _State, name: str, value: str) -> bool:
+    """A constant capture seen again: equal numbers count as the same value (exporters that write
+    one Constant node per use never share the tensor itself)."""
+    number, bound = _scalar(attempt.graph, value), state.constants.get(name)
+    return number is not None and bound is not None and \
+        abs(number - bound) <= attempt.rule.tolerance * max(1.0, abs(bound))
 
 
 def _match_constant(attempt: _Attempt, name: str, value: str, state: _State, line: str) -> Iterator[_State]:
@@ -251,11 +318,13 @@ def _attr_mismatch(graph: Graph, node: Node, call: Call) -> str:
         if key in ("axes", "axis") and (node.op_type.startswith(_AXES_OPS_PREFIX) or node.op_type in (
                 "Softmax", "LogSoftmax", "LayerNormalization", "RMSNormalization")):
             actual = _reduced_axes(graph, node)
+        elif node.op_type == "Slice" and key in _SLICE_INPUTS and node.domain in ("", "ai.onnx"):
+            actual = _slice_parameter(graph, node, key, wanted)
         elif key == "axis" and "axis" in node.attrs and wanted == "last":
             rank = graph.type_of(node.outputs[0]).rank
             actual = "last" if rank and node.attrs["axis"] % rank == rank - 1 else node.attrs["axis"]
         else:
-            actual = node.attrs.get(key)
+            actual = node.attrs[key] if key in node.attrs else _schema_default(graph, node, key)
         if isinstance(wanted, tuple) and isinstance(actual, tuple):
             equal = tuple(wanted) == tuple(actual)
         else:
@@ -263,6 +332,50 @@ def _attr_mismatch(graph: Graph, node: Node, call: Call) -> str:
         if not equal:
             return f"{node.op_type} '{node.name}' has {key}={actual}, the pattern wants {key}={wanted}"
     return ""
+
+
+def _schema_default(graph: Graph, node: Node, key: str):
+    """The value an attribute left out of a node has: its default in the op's schema, or None."""
+    try:
+        schema = onnx.defs.get_schema(node.op_type, graph.opset or onnx.defs.onnx_opset_version(), node.domain)
+    except Exception:  # noqa: BLE001 - unknown op or domain: no default
+        return None
+    attr = schema.attributes.get(key)
+    if attr is None or attr.default_value.type == onnx.AttributeProto.UNDEFINED:
+        return None
+    return _attr_value(attr.default_value)
+
+
+# Slice's parameters are inputs (opset >= 10); `Slice<starts=.., ends=.., axes=.., steps=..>` reads
+# them when they are constant single values. `axes=last` is the last axis; `starts`/`ends` may also
+# be `half` (the sliced axis's static size / 2) or `end` (at or past the end of the axis).
+_SLICE_INPUTS = {"starts": 1, "ends": 2, "axes": 3, "steps": 4}
+_PAST_ANY_END = 2**31 - 1
+
+
+def _slice_parameter(graph: Graph, node: Node, key: str, wanted):
+    params = {}
+    for name, index in _SLICE_INPUTS.items():
+        value = node.inputs[index] if len(node.inputs) > index else ""
+        array = graph.constant(value) if value else None
+        if value and (array is None or array.size != 1):
+            return "unknown"  # computed at run time, or several axes at once
+        params[name] = int(array.reshape(-1)[0]) if value else None
+    if params["starts"] is None or params["ends"] is None:
+        return "unknown"
+    shape = graph.type_of(node.inputs[0]).shape
+    axis = 0 if params["axes"] is None else params["axes"]
+    if shape is not None and -len(shape) <= axis < len(shape):
+        axis %= len(shape)
+    actual = {"steps": 1, "axes": axis}[key] if params[key] is None else params[key]
+    if key == "axes":
+        return "last" if shape and axis == len(shape) - 1 else actual
+    dim = shape[axis] if shape is not None and 0 <= axis < len(shape) else None
+    if wanted == "half" and isinstance(dim, int) and dim % 2 == 0 and actual in (dim // 2, -(dim // 2)):
+        return "half"
+    if wanted == "end" and (actual >= _PAST_ANY_END or isinstance(dim, int) and actual >= dim):
+        return "end"
+    return actual
 
 
 def _reduced_axes(graph: Graph, node: Node):
