@@ -41,15 +41,17 @@ class TensorType:
     def itemsize(self) -> int | None:
         return _ITEMSIZE.get(self.dtype) if self.dtype else None
 
-    @property
+    @cached_property
     def is_static(self) -> bool:
         return self.shape is not None and all(isinstance(d, int) for d in self.shape)
 
+    @cached_property
+    def _numel(self) -> int | None:
+        return math.prod(self.shape) if self.is_static else None  # type: ignore[arg-type]
+
     def numel(self) -> int | None:
         """Element count when every dim is static, else None."""
-        if not self.is_static:
-            return None
-        return math.prod(self.shape)  # type: ignore[arg-type]
+        return self._numel
 
     def nbytes(self) -> int | None:
         n, size = self.numel(), self.itemsize

@@ -17,6 +17,7 @@ No part of a pattern is ever evaluated as Python.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -222,6 +223,7 @@ def ops_in(expr: Expr) -> set[str]:
     return set()
 
 
+@functools.lru_cache(maxsize=4096)
 def describe(expr: Expr) -> str:
     """The expression written back as pattern text (for near-miss messages)."""
     if isinstance(expr, Ref):

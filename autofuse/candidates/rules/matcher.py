@@ -85,6 +85,8 @@ class RuleIndex:
 
     rules: list[Rule]
     by_anchor: dict[str, list[tuple[Rule, ...]]] = field(default_factory=dict)
+    # Per rule name: the op types allowed to produce each root input (None: anything).
+    root_needs: dict[str, list[frozenset[str] | None] | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         shared: dict[tuple, list[Rule]] = {}
@@ -93,6 +95,9 @@ class RuleIndex:
         for same in shared.values():
             for op in sorted(same[0].anchors):
                 self.by_anchor.setdefault(op, []).append(tuple(same))
+            root = same[0].root.expr
+            needs = [_required_ops(arg, same[0]) for arg in root.args] if isinstance(root, Call) else None
+            self.root_needs[same[0].name] = needs
 
 
 def _pattern_key(rule: Rule) -> tuple:
@@ -111,7 +116,8 @@ def find_matches(graph: Graph, index: RuleIndex, *, trace: bool = False) -> tupl
             continue
         for same in index.by_anchor.get(node.op_type, ()):
             rule = same[0]
-            if not trace and not _may_match_here(rule, node, producer_ops):
+            if not trace and not (_may_match_here(index.root_needs[rule.name], node, producer_ops)
+                                  and _outline_fits(graph, rule, rule.root.expr, node.outputs[0], 3)):
                 continue
             attempt = _Attempt(graph, rule)
             found = _match_at(attempt, node)
@@ -126,6 +132,37 @@ def find_matches(graph: Graph, index: RuleIndex, *, trace: bool = False) -> tupl
 # -- a cheap look before matching ----------------------------------------------------------------
 
 
+def _outline_fits(graph: Graph, rule: Rule, expr: Expr, value: str, depth: int) -> bool:
+    """Whether the op types along the pattern's first `depth` levels can fit at `value`.
+
+    Stateless and without captures, so it only ever rejects what the full match would reject.
+    """
+    if isinstance(expr, Alt):
+        return any(_outline_fits(graph, rule, o, value, depth) for o in expr.options)
+    if isinstance(expr, Ref):
+        binding = rule.binding_by_name.get(expr.name)
+        return binding is None or _outline_fits(graph, rule, binding.expr, value, depth)
+    if not isinstance(expr, Call):
+        return True
+    if expr.optional and _outline_fits(graph, rule, expr.args[0], value, depth):
+        return True
+    producer = graph.producer.get(value)
+    if producer is None:
+        return False
+    node = graph.nodes[producer]
+    if node.op_type not in expr.ops:
+        return False
+    if depth <= 1:
+        return True
+    inputs = [v for v in node.inputs if v]
+    if len(inputs) < len(expr.args):
+        return False
+    orders = [inputs]
+    if node.op_type in COMMUTATIVE and len(expr.args) == 2:
+        orders.append([inputs[1], inputs[0]])
+    return any(all(_outline_fits(graph, rule, a, v, depth - 1) for a, v in zip(expr.args, order)) for order in orders)
+
+
 def _producer_ops(graph: Graph) -> dict[str, str]:
     """Value -> op type of the node producing it (default domain only)."""
     return {out: node.op_type for node in graph.nodes if node.domain in ("", "ai.onnx") for out in node.outputs}
@@ -134,7 +171,10 @@ def _producer_ops(graph: Graph) -> dict[str, str]:
 def _required_ops(expr: Expr, rule: Rule, depth: int = 0) -> frozenset[str] | None:
     """Op types one of which must produce the value `expr` matches; None if anything may."""
     if isinstance(expr, Call):
-        return None if expr.optional else frozenset(expr.ops)
+        if not expr.optional:
+            return frozenset(expr.ops)
+        skipped = _required_ops(expr.args[0], rule, depth + 1)  # the optional op may be absent
+        return None if skipped is None else frozenset(expr.ops) | skipped
     if isinstance(expr, Ref) and expr.name in rule.binding_by_name and depth < 8:
         return _required_ops(rule.binding_by_name[expr.name].expr, rule, depth + 1)
     if isinstance(expr, Alt):
@@ -143,12 +183,10 @@ def _required_ops(expr: Expr, rule: Rule, depth: int = 0) -> frozenset[str] | No
     return None
 
 
-def _may_match_here(rule: Rule, node: Node, producer_ops: dict[str, str]) -> bool:
+def _may_match_here(needs: list[frozenset[str] | None] | None, node: Node, producer_ops: dict[str, str]) -> bool:
     """False when the producers of the node's inputs already rule the pattern out."""
-    root = rule.root.expr
-    if not isinstance(root, Call):
+    if needs is None:
         return True
-    needs = [_required_ops(arg, rule) for arg in root.args]
     inputs = [v for v in node.inputs if v]
     if len(inputs) < len(needs):
         return False
@@ -354,23 +392,22 @@ _PAST_ANY_END = 2**31 - 1
 
 
 def _slice_parameter(graph: Graph, node: Node, key: str, wanted):
-    params = {}
-    for name, index in _SLICE_INPUTS.items():
+    def param(name: str):  # a constant single value, its default when omitted, or "unknown"
+        index = _SLICE_INPUTS[name]
         value = node.inputs[index] if len(node.inputs) > index else ""
-        array = graph.constant(value) if value else None
-        if value and (array is None or array.size != 1):
-            return "unknown"  # computed at run time, or several axes at once
-        params[name] = int(array.reshape(-1)[0]) if value else None
-    if params["starts"] is None or params["ends"] is None:
-        return "unknown"
+        if not value:
+            return {"axes": 0, "steps": 1}.get(name, "unknown")
+        array = graph.constant(value)
+        return int(array.reshape(-1)[0]) if array is not None and array.size == 1 else "unknown"
+
+    actual, axis = param(key), param("axes")
     shape = graph.type_of(node.inputs[0]).shape
-    axis = 0 if params["axes"] is None else params["axes"]
-    if shape is not None and -len(shape) <= axis < len(shape):
-        axis %= len(shape)
-    actual = {"steps": 1, "axes": axis}[key] if params[key] is None else params[key]
+    if actual == "unknown" or axis == "unknown" or shape is None or not -len(shape) <= axis < len(shape):
+        return actual
+    axis %= len(shape)
     if key == "axes":
-        return "last" if shape and axis == len(shape) - 1 else actual
-    dim = shape[axis] if shape is not None and 0 <= axis < len(shape) else None
+        return "last" if axis == len(shape) - 1 else axis
+    dim = shape[axis]
     if wanted == "half" and isinstance(dim, int) and dim % 2 == 0 and actual in (dim // 2, -(dim // 2)):
         return "half"
     if wanted == "end" and (actual >= _PAST_ANY_END or isinstance(dim, int) and actual >= dim):
