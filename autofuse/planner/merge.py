@@ -6,6 +6,9 @@
 2. A MatMul group whose results are read by exactly one other group takes that group as its
    vector epilogue (bias, activation, SwiGLU, rotary embedding, a row norm): the MatMul result
    is not written out and read back by a separate kernel.
+3. Shape arithmetic (see candidates/shape_values.py) whose results feed exactly one group joins
+   it as a host-side prologue: it only ever reads shapes, which the kernel's host tiling code
+   computes anyway.
 Merged groups remember their parts: if the plan's final acyclicity check finds a merge in a
 cycle, the planner splits it back instead of dropping fusions.
 """
@@ -14,8 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from autofuse.candidates.auto import Candidate
+from autofuse.candidates.shape_values import shape_value_nodes
 from autofuse.ir.graph import Graph, Node
-from autofuse.ops.table import reads_only_metadata
+from autofuse.ops.table import OpClass, op_class, reads_only_metadata
 
 _MATMULS = frozenset({"MatMul", "Gemm"})
 # Consumer groups a MatMul may take as its epilogue: work on the rows the MatMul produces.
@@ -35,6 +39,7 @@ def merge_around_matmuls(graph: Graph, candidates: list[Candidate], cap: int) ->
     groups: list[Candidate | Merged] = list(_with_lone_matmuls(graph, candidates))
     groups = _merge_siblings(graph, groups, cap)
     groups = _merge_epilogues(graph, groups, cap)
+    groups = _absorb_shape_work(graph, groups, cap)
     return [g for g in groups if len(_cand(g).members) > 1]
 
 
@@ -94,18 +99,21 @@ def _merge_siblings(graph: Graph, groups: list, cap: int) -> list:
 def _merge_epilogues(graph: Graph, groups: list, cap: int) -> list:
     owner = {m: i for i, item in enumerate(groups) for m in _cand(item).members}
     absorbed: dict[int, int] = {}  # epilogue group index -> MatMul group index
+    between: dict[int, frozenset[int]] = {}  # MatMul group index -> views between it and its epilogue
     for index, item in enumerate(groups):
         group = _cand(item)
         if not _matmuls(graph, group):
             continue
-        target = _sole_consumer_group(graph, group, owner)
-        if target is None or target in absorbed:
+        found = _sole_consumer_group(graph, group, owner)
+        if found is None or found[0] in absorbed:
             continue
+        target, views = found
         consumer = _cand(groups[target])
         if _matmuls(graph, consumer) or consumer.kind not in _EPILOGUE_KINDS:
             continue
-        if len(group.members) + len(consumer.members) <= cap:
+        if len(group.members) + len(views) + len(consumer.members) <= cap:
             absorbed[target] = index
+            between[index] = views
     heads = {head: epilogue for epilogue, head in absorbed.items()}
     result = []
     for index, item in enumerate(groups):
@@ -114,33 +122,70 @@ def _merge_epilogues(graph: Graph, groups: list, cap: int) -> list:
         if index in heads:
             epilogue = _cand(groups[heads[index]])
             name = f"{_cand(item).op_name or 'MatMul'}{epilogue.op_name or 'Epilogue'}"
-            result.append(_union([item, groups[heads[index]]], name, rule=epilogue.rule))
+            views = Candidate(between[index], "elementwise")
+            result.append(_union([item, groups[heads[index]], views], name, rule=epilogue.rule))
         else:
             result.append(item)
     return result
 
 
-def _sole_consumer_group(graph: Graph, group: Candidate, owner: dict[int, int]) -> int | None:
-    """The one group that reads every value this group sends out, if there is exactly one."""
-    targets = set()
-    for m in group.members:
-        for out in graph.nodes[m].outputs:
+def _absorb_shape_work(graph: Graph, groups: list, cap: int) -> list:
+    shape_nodes = shape_value_nodes(graph)
+    result = list(groups)
+    taken = {m for item in result for m in _cand(item).members}
+    units = [i for i, item in enumerate(result) if _cand(item).kind == "shape"]
+    lone = [Candidate(frozenset({n}), "shape") for n in sorted(shape_nodes) if n not in taken]
+    result.extend(lone)
+    units.extend(range(len(result) - len(lone), len(result)))
+    # Latest first, so a chain of shape computations collapses into the group it finally feeds.
+    units.sort(key=lambda i: -max(_cand(result[i]).members))
+    merged_into: dict[int, int] = {}
+    for unit in units:
+        owner = {m: i for i, item in enumerate(result) if i not in merged_into for m in _cand(item).members}
+        found = _sole_consumer_group(graph, _cand(result[unit]), owner)
+        if found is None:
+            continue
+        target, views = found
+        if views or _cand(result[target]).kind == "shape":
+            continue
+        if len(_cand(result[unit]).members) + len(_cand(result[target]).members) > cap:
+            continue
+        host = _cand(result[target])
+        result[target] = _union([result[target], result[unit]], host.op_name or "", rule=host.rule, kind=host.kind)
+        merged_into[unit] = target
+    return [item for i, item in enumerate(result) if i not in merged_into]
+
+
+def _sole_consumer_group(graph: Graph, group: Candidate, owner: dict[int, int]) -> tuple[int, frozenset[int]] | None:
+    """The one group that reads every value this group sends out, if there is exactly one, and
+    the ungrouped views (Reshape, Unsqueeze, ...) the values pass through on the way."""
+    targets: set[int] = set()
+    views: set[int] = set()
+    frontier = [m for m in group.members]
+    while frontier:
+        node = graph.nodes[frontier.pop()]
+        for out in node.outputs:
             if out in graph.output_set:
                 return None
             for c in graph.consumers.get(out, ()):
-                if c in group.members or reads_only_metadata(graph.nodes[c]):
+                consumer = graph.nodes[c]
+                if c in group.members or c in views or reads_only_metadata(consumer):
                     continue
-                if c not in owner:
+                if c in owner:
+                    targets.add(owner[c])
+                elif op_class(consumer) == OpClass.VIEW:
+                    views.add(c)
+                    frontier.append(c)
+                else:
                     return None
-                targets.add(owner[c])
-    return targets.pop() if len(targets) == 1 else None
+    return (targets.pop(), frozenset(views)) if len(targets) == 1 else None
 
 
-def _union(items: list, name: str, rule: str | None = None) -> Merged:
-    parts = tuple(p for item in items for p in _parts(item))
+def _union(items: list, name: str, rule: str | None = None, kind: str = "matmul_epilogue") -> Merged:
+    parts = tuple(p for item in items for p in _parts(item) if p.members)
     members = frozenset().union(*(p.members for p in parts))
     inputs = tuple(dict.fromkeys(v for p in parts for v in p.inputs))
     attributes = tuple(dict.fromkeys(a for p in parts for a in p.attributes))
     rules = [p.rule for p in parts if p.rule]
-    return Merged(Candidate(members, "matmul_epilogue", rule or (rules[0] if rules else None), name, inputs,
+    return Merged(Candidate(members, kind, rule or (rules[0] if rules else None), name or None, inputs,
                             attributes), parts)
