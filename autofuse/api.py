@@ -53,6 +53,7 @@ def fuse(
     rules: Sequence[str | os.PathLike] = (),
     disable_rules: Sequence[str] = (),
     use_library: bool = True,
+    disable_fusions: Sequence[str] = (),
 ) -> FuseResult:
     """Run the fusion pass on an ONNX model (a ModelProto or a path).
 
@@ -70,7 +71,7 @@ def fuse(
     _check_rule_names(rule_set, disable_rules)
     loaded = load_onnx(model)
     plan = plan_fusion(loaded.graph, opt_level, max_group_size=max_group_size, rules=rule_set,
-                       disabled_rules=frozenset(disable_rules))
+                       disabled_rules=frozenset(disable_rules), disabled_groups=frozenset(disable_fusions))
     rewritten = rewrite_onnx(loaded, plan)
     seconds = time.perf_counter() - start
     verification = None

@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_rule_options(parser)
     parser.add_argument("--disable-rule", action="append", default=[], metavar="NAME",
                         help="do not apply this rule (repeatable)")
+    parser.add_argument("--disable-fusion", action="append", default=[], metavar="ID",
+                        help="leave the fused group with this id (g0, g1, ... in report.json) unfused; "
+                             "other groups keep their ids (repeatable)")
     return parser
 
 
@@ -91,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
     outdir = Path(args.output_dir) if args.output_dir else Path.cwd() / f"{source.stem}_autofuse"
     result = fuse(source, args.opt_level, args.target, max_group_size=args.max_group_size,
                   verify=args.verify, seed=args.seed, rules=args.rules, disable_rules=args.disable_rule,
-                  use_library=not args.no_library)
+                  use_library=not args.no_library, disable_fusions=args.disable_fusion)
     result.save(outdir)
     print(_summary(result, outdir))
     if result.verification is not None and not result.verification.ok:

@@ -111,3 +111,26 @@ def test_a_merge_caught_in_a_cycle_is_split_back_not_dropped():
     kept = _without_cycles(graph, [Merged(a, (part1, part2)), b], refusals)
     assert refusals == []
     assert sorted(len(c.members) for c in kept) == [1, 1, 2]
+
+
+def test_disable_fusion_keeps_other_ids_and_reports_the_switch():
+    from autofuse import fuse
+    from autofuse.errors import InputError
+
+    m = model("""
+    g (float[4] x) => (float[4] y, float[4] z, float[4] w) {
+      a = Relu (x)
+      y = Exp (a)
+      b = Sigmoid (x)
+      z = Neg (b)
+      c = Tanh (x)
+      w = Abs (c)
+    }""")
+    full = fuse(m, opt_level=2, use_library=False).report["groups"]
+    assert [g["id"] for g in full] == ["g0", "g1", "g2"]
+    partial = fuse(m, opt_level=2, use_library=False, disable_fusions=["g1"]).report
+    assert [(g["id"], g["members"]) for g in partial["groups"]] == [(full[0]["id"], full[0]["members"]),
+                                                                  (full[2]["id"], full[2]["members"])]
+    assert partial["rejected_by_reason"] == {"disabled_by_user": 1}
+    with pytest.raises(InputError, match="no fused group g7"):
+        fuse(m, opt_level=2, use_library=False, disable_fusions=["g7"])

@@ -14,7 +14,7 @@ from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE, Candidate, Refusal,
 from autofuse.candidates.decision import DISABLED_BY_USER, GROUP_TOO_LARGE, OVERLAPPING_MATCH, WOULD_CREATE_CYCLE
 from autofuse.candidates.rules.loader import Rule
 from autofuse.candidates.rules.matcher import Match, RuleIndex, find_matches
-from autofuse.errors import PlanInvariantError
+from autofuse.errors import InputError, PlanInvariantError
 from autofuse.ir.graph import Graph
 from autofuse.planner.merge import Merged, merge_around_matmuls
 
@@ -58,11 +58,13 @@ def plan_fusion(
     max_group_size: int = DEFAULT_MAX_GROUP_SIZE,
     rules: Sequence[Rule] = (),
     disabled_rules: frozenset[str] = frozenset(),
+    disabled_groups: frozenset[str] = frozenset(),
 ) -> Plan:
     """Choose the fused groups for `graph` at `opt_level`.
 
     0: nothing. 1: rule matches only. 2-3: rule matches first, then automatic grouping over the
-    nodes no rule took.
+    nodes no rule took. Groups whose id is in `disabled_groups` are planned as usual and then left
+    unfused, so every other group keeps its id (what `autofuse bisect` relies on).
     """
     if not 0 <= opt_level <= 3:
         raise ValueError(f"opt_level must be 0-3, got {opt_level}")
@@ -84,6 +86,18 @@ def plan_fusion(
     except PlanInvariantError:
         candidates = _without_cycles(graph, items, refusals)
         groups = tuple(_number(graph, candidates))
+        order = schedule(groups, graph)
+    if disabled_groups:
+        unknown = sorted(disabled_groups - {g.id for g in groups})
+        if unknown:
+            raise InputError(f"--disable-fusion: no fused group {', '.join(unknown)} "
+                             f"(this plan has g0-g{len(groups) - 1})" if groups else
+                             f"--disable-fusion: this plan has no fused groups ({', '.join(unknown)})")
+        for group in groups:
+            if group.id in disabled_groups:
+                names = tuple(graph.nodes[m].name for m in group.members)
+                refusals.append(Refusal(names, DISABLED_BY_USER, f"fused group {group.id} switched off"))
+        groups = tuple(g for g in groups if g.id not in disabled_groups)
         order = schedule(groups, graph)
     return Plan(opt_level, groups, tuple(refusals), order)
 
