@@ -16,15 +16,14 @@ import onnx
 
 from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE
 from autofuse.candidates.rules.loader import Rule, library_files, load_rules
+from autofuse.cost.hardware import DEFAULT_TARGET, KNOWN_TARGETS, Hardware, load_profile
 from autofuse.errors import InputError
 from autofuse.frontends.onnx import LoadedModel, load_onnx
 from autofuse.planner.plan import Plan, plan_fusion
-from autofuse.report import build_report, render_markdown
+from autofuse.report import build_report, render_html, render_markdown
 from autofuse.rewrite.onnx import rewrite_onnx
 from autofuse.verify.onnx_runtime import Verification, verify_models
 
-DEFAULT_TARGET = "ascend910b"
-KNOWN_TARGETS = ("ascend910b", "ascend910_93", "ascend310p")
 
 
 @dataclass
@@ -38,7 +37,7 @@ class FuseResult:
     verification: Verification | None = None
 
     def save(self, outdir: str | os.PathLike) -> Path:
-        """Write model.onnx, report.json and report.md into `outdir`, all or nothing."""
+        """Write model.onnx, report.json, report.md and report.html into `outdir`, all or nothing."""
         return write_outputs(self, Path(outdir))
 
 
@@ -54,6 +53,8 @@ def fuse(
     disable_rules: Sequence[str] = (),
     use_library: bool = True,
     disable_fusions: Sequence[str] = (),
+    target_file: str | os.PathLike | None = None,
+    dims: dict[str, int] | None = None,
 ) -> FuseResult:
     """Run the fusion pass on an ONNX model (a ModelProto or a path).
 
@@ -61,7 +62,7 @@ def fuse(
     run against the original in onnxruntime; the outcome is in `result.verification` and the
     report (a mismatch does not raise: callers decide).
     """
-    target = _check_target(target)
+    hardware = load_profile(str(target_file)) if target_file else load_profile(target or DEFAULT_TARGET)
     if not 0 <= opt_level <= 3:
         raise InputError(f"--opt-level must be 0-3, got {opt_level}")
     if max_group_size < 2:
@@ -71,13 +72,14 @@ def fuse(
     _check_rule_names(rule_set, disable_rules)
     loaded = load_onnx(model)
     plan = plan_fusion(loaded.graph, opt_level, max_group_size=max_group_size, rules=rule_set,
-                       disabled_rules=frozenset(disable_rules), disabled_groups=frozenset(disable_fusions))
+                       disabled_rules=frozenset(disable_rules), disabled_groups=frozenset(disable_fusions),
+                       hardware=hardware, dims=dims)
     rewritten = rewrite_onnx(loaded, plan)
     seconds = time.perf_counter() - start
     verification = None
     if verify:
         verification = verify_models(loaded.model, rewritten, seed=seed, base_dir=loaded.base_dir)
-    report = build_report(loaded.graph, plan, source=loaded.source, target=target,
+    report = build_report(loaded.graph, plan, source=loaded.source, target=hardware.name,
                           pass_seconds=seconds, verification=verification)
     return FuseResult(rewritten, report, plan, loaded, verification)
 
@@ -111,14 +113,6 @@ def _check_rule_names(rules: list[Rule], names: Sequence[str]) -> None:
             raise InputError(f"--disable-rule: no rule named '{name}'{hint}")
 
 
-def _check_target(target: str | None) -> str:
-    if target is None:
-        return DEFAULT_TARGET
-    if target not in KNOWN_TARGETS:
-        raise InputError(f"unknown target '{target}' (known: {', '.join(KNOWN_TARGETS)})")
-    return target
-
-
 def write_outputs(result: FuseResult, outdir: Path) -> Path:
     """Write every output into a temporary directory beside `outdir`, then move them in."""
     outdir = outdir.resolve()
@@ -131,6 +125,8 @@ def write_outputs(result: FuseResult, outdir: Path) -> Path:
         onnx.save_model(result.model, staging / "model.onnx")
         (staging / "report.json").write_text(report_json(result.report))
         (staging / "report.md").write_text(render_markdown(result.report))
+        (staging / "report.html").write_text(render_html(result.report, result.loaded.graph, result.plan),
+                                             encoding="utf-8")
         if not outdir.exists():
             staging.rename(outdir)
             return outdir

@@ -1,5 +1,6 @@
 """Command line: `autofuse --input model.onnx [--opt-level 0-3] [-o OUTDIR] [--target NAME] [--verify]`,
-and `autofuse rules check|list|explain` for rule authors.
+`autofuse rules check|list|explain` for rule authors, and `autofuse bisect` (autofuse/bisect.py)
+to find the fused groups that break verification.
 
 A thin layer over `autofuse.fuse`: parse, run, print a summary, map errors to exit codes
 (2: bad input, 3: verification mismatch, 1: internal error).
@@ -11,7 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from autofuse.api import DEFAULT_TARGET, KNOWN_TARGETS, FuseResult, fuse
+from autofuse.api import FuseResult, fuse
+from autofuse.cost.hardware import DEFAULT_TARGET, KNOWN_TARGETS
 from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE
 from autofuse.errors import AutofuseError, VerificationError
 
@@ -27,8 +29,11 @@ def _parser() -> argparse.ArgumentParser:
                              "multi-output groups (default 3)")
     parser.add_argument("-o", "--output-dir", metavar="OUTDIR",
                         help="where to write model.onnx, report.json, report.md (default <input stem>_autofuse/)")
-    parser.add_argument("--target", default=DEFAULT_TARGET, choices=KNOWN_TARGETS, metavar="NAME",
+    parser.add_argument("--target", default=DEFAULT_TARGET, metavar="NAME",
                         help=f"target chip profile: {', '.join(KNOWN_TARGETS)} (default {DEFAULT_TARGET})")
+    parser.add_argument("--target-file", metavar="PROFILE.yaml", help="a hardware profile of your own (overrides --target)")
+    parser.add_argument("--dims", type=_dims, default={}, metavar="NAME=N,...",
+                        help="sizes of symbolic dims for the cost model (default: batch-like names 1, others 128)")
     parser.add_argument("--verify", action="store_true",
                         help="run original and rewritten model in onnxruntime and compare every output")
     parser.add_argument("--max-group-size", type=int, default=DEFAULT_MAX_GROUP_SIZE, metavar="N",
@@ -63,6 +68,16 @@ def _rules_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dims(text: str) -> dict[str, int]:
+    dims = {}
+    for item in filter(None, text.split(",")):
+        name, _, value = item.partition("=")
+        if not name or not value.isdigit() or int(value) < 1:
+            raise argparse.ArgumentTypeError(f"expected NAME=N with N >= 1, got '{item}'")
+        dims[name.strip()] = int(value)
+    return dims
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "rules":
@@ -70,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
 
         args = _rules_parser().parse_args(argv[1:])
         runner = rules_cli.run
+    elif argv and argv[0] == "bisect":
+        from autofuse import bisect
+
+        args = bisect.parser().parse_args(argv[1:])
+        runner = bisect.run
     else:
         args = _parser().parse_args(argv)
         runner = _run
@@ -94,7 +114,8 @@ def _run(args: argparse.Namespace) -> int:
     outdir = Path(args.output_dir) if args.output_dir else Path.cwd() / f"{source.stem}_autofuse"
     result = fuse(source, args.opt_level, args.target, max_group_size=args.max_group_size,
                   verify=args.verify, seed=args.seed, rules=args.rules, disable_rules=args.disable_rule,
-                  use_library=not args.no_library, disable_fusions=args.disable_fusion)
+                  use_library=not args.no_library, disable_fusions=args.disable_fusion,
+                  target_file=args.target_file, dims=args.dims)
     result.save(outdir)
     print(_summary(result, outdir))
     if result.verification is not None and not result.verification.ok:

@@ -41,6 +41,7 @@ class Candidate:
     op_name: str | None = None  # the fused op a rule names (automatic groups are named by kind)
     inputs: tuple[str, ...] = ()  # values the fused op takes first, in this order (a rule's inputs)
     attributes: tuple[tuple[str, float], ...] = ()  # fused-op attributes taken from captured constants
+    lowering: str | None = None  # a rule's Ascend C template family ("call_through": a CANN op)
 
 
 @dataclass(frozen=True)

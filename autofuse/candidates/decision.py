@@ -18,6 +18,8 @@ CONTRACTION_CONFLICT = "contraction_conflict"
 NOT_FUSIBLE = "not_fusible_op"
 SHAPE_AND_DATA = "shape_and_data_kept_apart"
 DISABLED_BY_USER = "disabled_by_user"
+NO_BENEFIT = "no_benefit"
+UB_OVERFLOW = "ub_overflow"
 OVERLAPPING_MATCH = "overlapping_match"
 
 

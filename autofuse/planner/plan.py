@@ -7,8 +7,10 @@ changes the graph; only the rewrite stage produces a new model.
 from __future__ import annotations
 
 import heapq
+import math
+from collections.abc import Mapping
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE, Candidate, Refusal, find_auto_candidates
 from autofuse.candidates.decision import DISABLED_BY_USER, GROUP_TOO_LARGE, OVERLAPPING_MATCH, WOULD_CREATE_CYCLE
@@ -16,7 +18,11 @@ from autofuse.candidates.rules.loader import Rule
 from autofuse.candidates.rules.matcher import Match, RuleIndex, find_matches
 from autofuse.errors import InputError, PlanInvariantError
 from autofuse.ir.graph import Graph
+from autofuse.cost.hardware import Hardware
+from autofuse.cost.model import CostModel, UnknownShape, bind_dims, group_scheme
+from autofuse.cost.tiling import TileOverflow
 from autofuse.planner.merge import Merged, merge_around_matmuls
+from autofuse.planner.pricing import price_candidates
 
 FUSED_DOMAIN = "ai.autofuse"
 _KIND_NAMES = {
@@ -36,6 +42,21 @@ class FusionGroup:
     inputs: tuple[str, ...]  # values read from outside: a rule's inputs first, then in order of first use
     outputs: tuple[str, ...]  # values used outside or graph outputs, in member order
     attributes: tuple[tuple[str, float], ...] = ()  # set on the fused node (e.g. a norm's epsilon)
+    cost: GroupCost | None = None  # the cost model's numbers (None when planned without a target)
+    lowering: str | None = None  # a rule's Ascend C template family, if a rule made it
+
+
+@dataclass(frozen=True)
+class GroupCost:
+    """What the cost model said about one fused group (times in microseconds)."""
+
+    time_before_us: float  # its members as separate kernels
+    time_after_us: float  # the group as one kernel
+    hbm_bytes_after: int
+    launches_saved: int
+    tile: dict | None
+    ub_bytes: int | None
+    ub_capacity: int | None
 
 
 @dataclass(frozen=True)
@@ -46,6 +67,8 @@ class Plan:
     # The order the rewritten graph runs in: node ids and fused groups (as their index in
     # `groups`), topologically sorted with every group contracted to one step.
     schedule: tuple[tuple[str, int], ...] = ()
+    # Whole-model numbers from the cost model (empty when planned without a target).
+    totals: dict = field(default_factory=dict)
 
     def group_of(self) -> dict[int, FusionGroup]:
         return {m: g for g in self.groups for m in g.members}
@@ -59,6 +82,8 @@ def plan_fusion(
     rules: Sequence[Rule] = (),
     disabled_rules: frozenset[str] = frozenset(),
     disabled_groups: frozenset[str] = frozenset(),
+    hardware: Hardware | None = None,
+    dims: Mapping[str, int] | None = None,
 ) -> Plan:
     """Choose the fused groups for `graph` at `opt_level`.
 
@@ -79,6 +104,9 @@ def plan_fusion(
     items: list[Candidate | Merged] = list(from_rules + auto.candidates)
     if opt_level >= 3:
         items = merge_around_matmuls(graph, list(items), max_group_size)
+    model = CostModel(graph, hardware, bind_dims(graph, dims)) if hardware is not None else None
+    if model is not None:
+        items = [p.candidate for p in price_candidates(graph, model, items, boundary, refusals)]
     groups = tuple(_number(graph, [_candidate(i) for i in items]))
     check_partition(groups, graph)
     try:
@@ -99,7 +127,49 @@ def plan_fusion(
                 refusals.append(Refusal(names, DISABLED_BY_USER, f"fused group {group.id} switched off"))
         groups = tuple(g for g in groups if g.id not in disabled_groups)
         order = schedule(groups, graph)
-    return Plan(opt_level, groups, tuple(refusals), order)
+    if model is None:
+        return Plan(opt_level, groups, tuple(refusals), order)
+    groups = tuple(_with_cost(graph, model, g) for g in groups)
+    return Plan(opt_level, groups, tuple(refusals), order, _totals(graph, model, groups))
+
+
+def _with_cost(graph: Graph, model: CostModel, group: FusionGroup) -> FusionGroup:
+    members = frozenset(group.members)
+    has_matmul = any(graph.nodes[m].op_type in ("MatMul", "Gemm") for m in members)
+    lowering = "call_through" if group.kind in ("attention", "rotary") and not has_matmul else None
+    scheme = group_scheme(group.kind, group.lowering or lowering, has_matmul)
+    before = sum(model.node(graph.nodes[m]).time_us for m in group.members)
+    try:
+        after = model.group(members, group.inputs, group.outputs, scheme)
+    except (UnknownShape, TileOverflow):
+        return group  # kept by the cycle repair's split; its parts were not priced
+    kernels = sum(model.kernel[m] for m in group.members)
+    tile = after.tile
+    cost = GroupCost(before, after.time_us, after.hbm_bytes, max(kernels - 1, 0),
+                     tile.as_dict() if tile else None, tile.ub_bytes if tile and tile.buffers else None,
+                     tile.ub_capacity if tile and tile.ub_capacity else None)
+    return replace(group, cost=cost)
+
+
+def _totals(graph: Graph, model: CostModel, groups: tuple[FusionGroup, ...]) -> dict:
+    fused = {m for g in groups for m in g.members}
+    baseline = [model.node(n) for n in graph.nodes]
+    unfused = [e for e, n in zip(baseline, graph.nodes) if n.id not in fused]
+
+    def total(values):
+        values = list(values)
+        return None if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values) else sum(values)
+
+    edge = [*graph.inputs, *graph.initializers, *graph.outputs]
+    return {
+        "hbm_bytes_before": total(e.hbm_bytes for e in baseline),
+        "hbm_bytes_after": total([e.hbm_bytes for e in unfused] + [g.cost.hbm_bytes_after if g.cost else None for g in groups]),
+        "hbm_lower_bound": total(model.nbytes(v) for v in dict.fromkeys(edge)),
+        "est_time_us_before": total(e.time_us for e in baseline),
+        "est_time_us_after": total([e.time_us for e in unfused] + [g.cost.time_after_us if g.cost else None for g in groups]),
+        "target": model.hw.name,
+        "dims": model.dims,
+    }
 
 
 def _candidate(item: Candidate | Merged) -> Candidate:
@@ -179,7 +249,8 @@ def select_matches(
         taken.update((i, rule) for i in match.nodes)
         inputs = tuple(match.values[name] for name in match.rule.inputs)
         attributes = tuple((attr, match.constants[capture]) for attr, capture in match.rule.attributes.items())
-        chosen.append(Candidate(match.nodes, match.rule.kind, rule, match.rule.fused_op, inputs, attributes))
+        chosen.append(Candidate(match.nodes, match.rule.kind, rule, match.rule.fused_op, inputs, attributes,
+                                match.rule.lowering.get("ascendc")))
     return chosen
 
 
@@ -208,7 +279,7 @@ def _number(graph: Graph, candidates: list[Candidate]) -> list[FusionGroup]:
         inputs = tuple(dict.fromkeys((*(v for v in candidate.inputs if v in inputs), *inputs)))
         name = candidate.op_name or f"Fused{_KIND_NAMES.get(candidate.kind, 'Group')}"
         groups.append(FusionGroup(f"g{index}", f"{name}_{index}", candidate.kind, candidate.rule, members,
-                                  inputs, outputs, candidate.attributes))
+                                  inputs, outputs, candidate.attributes, lowering=candidate.lowering))
     return groups
 
 

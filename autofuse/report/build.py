@@ -34,6 +34,7 @@ def build_report(
         "kernels_before": sum(kernels),
         "kernels_after": sum(kernels) - fused_kernels + len(plan.groups),
         "pass_seconds": round(pass_seconds, 4),
+        "totals": _totals(plan, sum(kernels), sum(kernels) - fused_kernels + len(plan.groups)),
         "groups": [_group_entry(graph, g) for g in plan.groups],
         "rejected": [{"members": list(r.members), "reason": r.reason, "detail": r.detail} for r in plan.refusals],
         "rejected_by_reason": dict(Counter(r.reason for r in plan.refusals).most_common()),
@@ -41,9 +42,24 @@ def build_report(
     }
 
 
+def _totals(plan: Plan, kernels_before: int, kernels_after: int) -> dict:
+    """Whole-model numbers (times in microseconds, bytes of HBM traffic)."""
+    return {**plan.totals, "kernels_before": kernels_before, "kernels_after": kernels_after}
+
+
 def _group_entry(graph: Graph, group: FusionGroup) -> dict:
     costs = [node_cost(graph.nodes[m], graph).bytes_total for m in group.members]
     crossing = [graph.type_of(v).nbytes() for v in (*group.inputs, *group.outputs)]
+    cost = group.cost
+    priced = {} if cost is None else {
+        "hbm_bytes_after": cost.hbm_bytes_after,
+        "est_time_us_before": round(cost.time_before_us, 3),
+        "est_time_us_after": round(cost.time_after_us, 3),
+        "launches_saved": cost.launches_saved,
+        "tile": cost.tile,
+        "ub_bytes": cost.ub_bytes,
+        "ub_capacity": cost.ub_capacity,
+    }
     return {
         "id": group.id,
         "op_type": group.op_type,
@@ -55,6 +71,7 @@ def _group_entry(graph: Graph, group: FusionGroup) -> dict:
         "outputs": list(group.outputs),
         "hbm_bytes_before": None if None in costs else sum(costs),
         "hbm_bytes_after": None if None in crossing else sum(crossing),
+        **priced,
     }
 
 

@@ -6,6 +6,7 @@ backtracking over alternatives, optional ops and the two operand orders of commu
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -206,6 +207,7 @@ def _match_at(attempt: _Attempt, node: Node) -> Match | None:
     start = _State({}, frozenset(), {})
     for value in node.outputs[:1]:
         for state in _match_ref(attempt, Ref(root.name), value, start, root.text):
+            state = _shared_shapes_outside(attempt, state, node.id)
             verdict = _escapes(attempt, state)
             if verdict:
                 attempt.fail(state, root.text, verdict)
@@ -374,8 +376,13 @@ def _attr_mismatch(graph: Graph, node: Node, call: Call) -> str:
 
 def _schema_default(graph: Graph, node: Node, key: str):
     """The value an attribute left out of a node has: its default in the op's schema, or None."""
+    return _default_of(node.op_type, node.domain, graph.opset or onnx.defs.onnx_opset_version(), key)
+
+
+@functools.lru_cache(maxsize=1024)
+def _default_of(op_type: str, domain: str, opset: int, key: str):
     try:
-        schema = onnx.defs.get_schema(node.op_type, graph.opset or onnx.defs.onnx_opset_version(), node.domain)
+        schema = onnx.defs.get_schema(op_type, opset, domain)
     except Exception:  # noqa: BLE001 - unknown op or domain: no default
         return None
     attr = schema.attributes.get(key)
@@ -447,6 +454,27 @@ def _escapes(attempt: _Attempt, state: _State) -> str:
         if name not in state.values:
             return f"output '{name}' was not bound"
     return ""
+
+
+def _shared_shapes_outside(attempt: _Attempt, state: _State, root: int) -> _State:
+    """Leave out of the match the nodes that only compute a shape (an integer tensor of rank 0 or
+    1) from values outside the match and are used outside it too: the pattern has checked what
+    they compute, they stay where they are and the fused op reads their result as an input.
+    (Dynamo computes the shapes of repeat_kv's Expand and Reshape once, for every layer.)"""
+    graph = attempt.graph
+    produced = {v for n in state.nodes for v in graph.nodes[n].outputs}
+    shared = set()
+    for node_id in state.nodes:
+        node = graph.nodes[node_id]
+        if node_id == root or any(v in produced for v in node.all_inputs):
+            continue
+        types = [graph.type_of(v) for v in node.outputs if v]
+        if not types or any(t.dtype not in ("int64", "int32") or t.rank is None or t.rank > 1 for t in types):
+            continue
+        if any(c not in state.nodes and not reads_only_metadata(graph.nodes[c])
+               for v in node.outputs if v for c in graph.consumers.get(v, ())):
+            shared.add(node_id)
+    return _State(state.values, state.nodes - shared, state.constants) if shared else state
 
 
 def _with_private_constants(graph: Graph, nodes: frozenset[int]) -> frozenset[int]:

@@ -1,0 +1,315 @@
+"""The kernel cost model: how long one kernel takes on the target, in microseconds.
+
+    time = head + max(HBM time, compute time)
+
+- head: the launch/head cost of one kernel, from few cores to all cores started, plus the
+  extra cost of a mixed cube+vector kernel (profile `launch`);
+- HBM time: the bytes the kernel moves through HBM over the bandwidth that its transfer size
+  reaches (profile `dma` table). For a fused group only the bytes crossing the group boundary
+  count; a MatMul epilogue on a chip without an L0C->UB path also writes the MatMul result to a
+  workspace and reads it back;
+- compute time: vector element operations over the vector throughput of the dtype the kernel
+  computes in (half precision is computed in fp32, bf16 always is), cube FLOPs over the cube
+  throughput. A group recomputes every member over its whole iteration space, so a small
+  broadcast value folded into a large kernel is recomputed for every row that reads it.
+Symbolic dims are bound to concrete sizes (`bind_dims`) before anything is priced.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from autofuse.cost.hardware import Hardware
+from autofuse.cost.tiling import Tile, TileRequest, choose_tile, cores_for
+from autofuse.ir.graph import Graph, Node
+from autofuse.ops.axes import reduction_signature
+from autofuse.ops.table import OpClass, is_kernel, op_class
+
+# Symbolic dims the user does not bind: batch-like names get 1, every other name this size.
+DEFAULT_SYMBOLIC_DIM = 128
+_BATCH_NAMES = ("batch", "n", "b")
+# Vector instructions per element for one op, relative to an add (our estimate, confidence G:
+# transcendental functions are polynomial/iterative sequences of several vector instructions).
+_VECTOR_COST = {**{op: 4 for op in "Exp Log Sqrt Reciprocal Div Softplus".split()},
+                **{op: 8 for op in "Tanh Erf Sigmoid Pow Gelu HardSwish Mish Selu Elu Celu".split()}}
+_HALF = ("float16", "bfloat16")
+
+
+def bind_dims(graph: Graph, overrides: Mapping[str, int] | None = None) -> dict[str, int]:
+    """A size for every symbolic dim in the graph: the user's, else the documented default."""
+    overrides = dict(overrides or {})
+    names = sorted({d for t in graph.values.values() if t.shape for d in t.shape if isinstance(d, str)})
+    bound = {}
+    for name in names:
+        if name in overrides:
+            bound[name] = overrides[name]
+        elif name.lower() in _BATCH_NAMES or "batch" in name.lower():
+            bound[name] = 1
+        else:
+            bound[name] = DEFAULT_SYMBOLIC_DIM
+    return bound
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The priced kernel (or, for a node that launches nothing, zero)."""
+
+    time_us: float
+    hbm_bytes: int
+    head_us: float = 0.0
+    memory_us: float = 0.0
+    compute_us: float = 0.0
+    launches: int = 1
+    tile: Tile | None = None
+
+
+NOTHING = Estimate(0.0, 0, launches=0)
+
+
+class UnknownShape(Exception):
+    """A tensor crossing the kernel boundary has an unknown rank or dim."""
+
+
+class CostModel:
+    """Prices single nodes (the unfused baseline) and fused groups on one target."""
+
+    def __init__(self, graph: Graph, hw: Hardware, dims: Mapping[str, int]) -> None:
+        self.graph = graph
+        self.hw = hw
+        self.dims = dict(dims)
+        self.kernel = [is_kernel(n, graph) for n in graph.nodes]
+
+    # -- sizes --------------------------------------------------------------------------------
+
+    def shape(self, value: str) -> tuple[int, ...] | None:
+        shape = self.graph.type_of(value).shape
+        if shape is None:
+            return None
+        out = []
+        for d in shape:
+            if d is None:
+                return None
+            out.append(d if isinstance(d, int) else self.dims.get(d, DEFAULT_SYMBOLIC_DIM))
+        return tuple(out)
+
+    def numel(self, value: str) -> int | None:
+        shape = self.shape(value)
+        return None if shape is None else math.prod(shape)
+
+    def nbytes(self, value: str) -> int | None:
+        n, kind = self.numel(value), self.graph.type_of(value)
+        return None if n is None or kind.itemsize is None else n * kind.itemsize
+
+    def _bytes(self, values) -> int:
+        total = 0
+        for value in values:
+            size = self.nbytes(value)
+            if size is None:
+                raise UnknownShape(f"shape of '{value}' unknown")
+            total += size
+        return total
+
+    # -- time pieces ----------------------------------------------------------------------------
+
+    def head_us(self, share: float, mix: bool = False) -> float:
+        """Head cost of one kernel using `share` (0-1] of the chip's cores of its kind."""
+        hw = self.hw
+        share = min(max(share, 0.0), 1.0)
+        head = hw.launch_us_few_cores + (hw.launch_us_all_cores - hw.launch_us_few_cores) * share
+        return head + (hw.mix_extra_us if mix else 0.0)
+
+    def cube_cores(self, flops: float) -> int:
+        """Cube cores a MatMul of `flops` spreads over (one base block of 2^24 FLOPs per core)."""
+        return min(self.hw.aic_cores, max(1, math.ceil(flops / 2**24)))
+
+    def memory_us(self, nbytes: int, transfer: int) -> float:
+        if nbytes <= 0:
+            return 0.0
+        bandwidth = self.hw.hbm_bandwidth * self.hw.dma_fraction(max(int(transfer), 1))
+        return nbytes / bandwidth * 1e6
+
+    def vector_us(self, ops: float, dtype: str | None) -> float:
+        rates = self.hw.vector_ops
+        compute = dtype if dtype in rates and dtype in self.hw.vector_dtypes and dtype not in ("bfloat16",) else "float32"
+        rate = rates.get(compute) or rates.get("float32") or max(rates.values())
+        return ops / rate * 1e6
+
+    def cube_us(self, flops: float, dtype: str | None) -> float:
+        rates = self.hw.cube_flops
+        rate = rates.get(dtype or "float16") or rates.get("float16") or max(rates.values())
+        return flops / rate * 1e6
+
+    # -- one node, unfused ------------------------------------------------------------------------
+
+    def node(self, node: Node) -> Estimate:
+        """The node as its own kernel (zero for nodes that launch none)."""
+        if not self.kernel[node.id] or op_class(node) in (OpClass.VIEW, OpClass.METADATA):
+            return NOTHING
+        try:
+            reads = self._node_reads(node)
+            writes = self._bytes(v for v in node.outputs if v)
+        except UnknownShape:
+            return Estimate(math.nan, 0)
+        total = reads + writes
+        if node.op_type in ("MatMul", "Gemm"):
+            flops = self._matmul_flops(node)
+            cores = self.cube_cores(flops)
+            compute = self.cube_us(flops, self.graph.type_of(node.inputs[0]).dtype)
+            transfer = min(total // cores, 64 * 1024)
+            memory = self.memory_us(total, transfer)
+            head = self.head_us(cores / self.hw.aic_cores)
+            return Estimate(head + max(memory, compute), total, head, memory, compute)
+        out = node.outputs[0]
+        elements = self.numel(out) or 0
+        cores = cores_for(total, self.hw.aiv_cores)
+        transfer = min(max(total // cores, 32), 32 * 1024)
+        memory = self.memory_us(total, transfer)
+        compute = self.vector_us(self._node_ops(node, elements), self.graph.type_of(out).dtype)
+        head = self.head_us(cores / self.hw.aiv_cores)
+        return Estimate(head + max(memory, compute), total, head, memory, compute)
+
+    def _node_reads(self, node: Node) -> int:
+        total, seen = 0, set()
+        gathered = node.op_type in ("Gather", "GatherElements", "GatherND", "Slice")
+        for position, value in enumerate(node.inputs):
+            if not value or value in seen:
+                continue
+            seen.add(value)
+            total += self._bytes([node.outputs[0]] if gathered and position == 0 else [value])
+        return total
+
+    def _node_ops(self, node: Node, elements: int) -> float:
+        kind = op_class(node)
+        if kind in (OpClass.REDUCTION, OpClass.NORMALIZATION) and node.inputs:
+            n = self.numel(node.inputs[0]) or 0
+            return n * (1 if kind == OpClass.REDUCTION else 5)
+        if kind in (OpClass.ELEMENTWISE, OpClass.BROADCAST):
+            return elements * _VECTOR_COST.get(node.op_type, 1)
+        return 0.0
+
+    def _matmul_flops(self, node: Node) -> float:
+        a = self.shape(node.inputs[0])
+        out = self.numel(node.outputs[0])
+        if not a or out is None:
+            return 0.0
+        k = a[0] if node.op_type == "Gemm" and node.attrs.get("transA", 0) else a[-1]
+        return 2.0 * out * k
+
+    # -- a fused group ----------------------------------------------------------------------------
+
+    def group(self, members: frozenset[int], inputs: tuple[str, ...], outputs: tuple[str, ...],
+              scheme: str) -> Estimate:
+        """The group as one kernel. `scheme`: "vector", "matmul", "call_through" or "host".
+
+        Raises UnknownShape, or TileOverflow when no tile fits the Unified Buffer.
+        """
+        nodes = [self.graph.nodes[m] for m in sorted(members)]
+        crossing = self._bytes(list(inputs) + list(outputs))
+        if scheme == "host":
+            head = self.hw.launch_us_few_cores
+            return Estimate(head, crossing, head, launches=1, tile=Tile("host", 0, note="shape arithmetic"))
+        matmuls = [n for n in nodes if n.op_type in ("MatMul", "Gemm")]
+        cube = sum(self.cube_us(self._matmul_flops(n), self.graph.type_of(n.inputs[0]).dtype) for n in matmuls)
+        vector_nodes = [n for n in nodes if n.op_type not in ("MatMul", "Gemm")]
+        if scheme == "call_through":
+            space = max((self.numel(o) or 0 for o in outputs), default=0)
+            vector = self.vector_us(sum(self._node_ops(n, self.numel(n.outputs[0]) or 0) for n in vector_nodes),
+                                    self._compute_dtype(nodes))
+            memory = self.memory_us(crossing, 64 * 1024)
+            head = self.head_us(1.0, mix=bool(matmuls))
+            tile = Tile("call_through", space, cores=self.hw.aiv_cores, note="a CANN kernel; its tiling is its own")
+            return Estimate(head + max(memory, cube + vector), crossing, head, memory, cube + vector, tile=tile)
+        vector_work = [n for n in vector_nodes
+                       if op_class(n) not in (OpClass.VIEW, OpClass.METADATA) and n.op_type != "Constant"]
+        if matmuls and not vector_work:  # sibling MatMuls merged into one cube kernel
+            flops = sum(self._matmul_flops(n) for n in matmuls)
+            cores = self.cube_cores(flops)
+            memory = self.memory_us(crossing, min(crossing // cores, 64 * 1024))
+            head = self.head_us(cores / self.hw.aic_cores)
+            tile = Tile("matmul", 0, cores=cores, note="cube only; L1/L0 tiling is the Matmul API's")
+            return Estimate(head + max(memory, cube), crossing, head, memory, cube, tile=tile)
+        request = self._tile_request(nodes, inputs, outputs, matmuls)
+        tile = choose_tile(request, self.hw)
+        moved = crossing
+        if matmuls and not self.hw.l0c_to_ub:
+            moved += 2 * self._bytes([m.outputs[0] for m in matmuls])  # workspace round trip
+        if tile.scheme == "split_row":
+            moved += self._bytes([v for v in inputs if self.numel(v) == request.rows * request.row_len])
+        transfer = tile.elements * max((self.graph.type_of(v).itemsize or 4) for v in (*inputs, *outputs))
+        memory = self.memory_us(moved, transfer)
+        ops = sum(_VECTOR_COST.get(n.op_type, 1) * request.space for n in vector_work)
+        compute = cube + self.vector_us(ops, self._compute_dtype(nodes))
+        if matmuls:  # a MIX kernel: the cube part sizes the launch, the epilogue runs beside it
+            share = self.cube_cores(sum(self._matmul_flops(n) for n in matmuls)) / self.hw.aic_cores
+            head = self.head_us(share, mix=True)
+        else:
+            head = self.head_us(tile.cores / self.hw.aiv_cores)
+        return Estimate(head + max(memory, compute), moved, head, memory, compute, tile=tile)
+
+    def _compute_dtype(self, nodes: list[Node]) -> str:
+        dtypes = {self.graph.type_of(o).dtype for n in nodes for o in n.outputs if o}
+        return "float16" if dtypes <= {"float16", "bool", "int64", "int32", None} and "float16" in dtypes else "float32"
+
+    def _tile_request(self, nodes: list[Node], inputs, outputs, matmuls: list[Node]) -> TileRequest:
+        inside = {n.id for n in nodes}
+        produced = {o for n in nodes for o in n.outputs if o}
+        if matmuls:
+            spaces = [self.numel(m.outputs[0]) or 0 for m in matmuls]
+        else:
+            spaces = [self.numel(o) or 0 for n in nodes for o in n.outputs if o]
+        rows = row_len = 0
+        for n in nodes:
+            if op_class(n) in (OpClass.REDUCTION, OpClass.NORMALIZATION):
+                signature = reduction_signature(n, self.graph)
+                if signature is not None:
+                    shape = self.shape(n.inputs[0])
+                    if shape:
+                        row_len = math.prod(shape[a] for a in signature.axes) or 1
+                        spaces.append(math.prod(shape))
+        space = max(spaces, default=0)
+        if row_len:
+            rows = max(1, space // row_len)
+        full, small = [], []
+        for value in inputs:
+            n, kind = self.numel(value), self.graph.type_of(value)
+            if n is None or kind.itemsize is None:
+                raise UnknownShape(f"shape of '{value}' unknown")
+            if any(m.inputs[1:2] == (value,) or m.inputs[0:1] == (value,) for m in matmuls):
+                continue  # MatMul operands stream through L1, not UB
+            if n >= space and space:
+                full.append((value, kind.itemsize))
+            else:
+                small.append((value, n * kind.itemsize))
+        outs = [(value, self.graph.type_of(value).itemsize or 4) for value in outputs]
+        casts = sum(1 for value, size in full if self.graph.type_of(value).dtype in _HALF)
+        return TileRequest(space, tuple(full), tuple(small), tuple(outs), self._live_temporaries(nodes, inside, produced, outputs),
+                           casts, row_len=row_len, rows=rows)
+
+    def _live_temporaries(self, nodes: list[Node], inside: set[int], produced: set[str], outputs) -> int:
+        """Most intermediate values alive at once while the members run in order."""
+        last_use: dict[str, int] = {}
+        for position, n in enumerate(nodes):
+            for value in n.all_inputs:
+                if value in produced:
+                    last_use[value] = position
+        live, peak = set(), 0
+        for position, n in enumerate(nodes):
+            if op_class(n) in (OpClass.VIEW, OpClass.METADATA) or n.op_type in ("MatMul", "Gemm", "Constant"):
+                continue
+            for value in n.outputs:
+                if value and value not in outputs and value in last_use:
+                    live.add(value)
+            peak = max(peak, len(live))
+            live = {v for v in live if last_use.get(v, -1) > position}
+        return max(peak, 1)
+
+
+def group_scheme(kind: str, lowering: str | None, has_matmul: bool) -> str:
+    """Which kind of kernel a group becomes."""
+    if kind == "shape":
+        return "host"
+    if lowering == "call_through":
+        return "call_through"
+    return "matmul" if has_matmul else "vector"
+

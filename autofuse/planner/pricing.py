@@ -1,0 +1,69 @@
+"""Keep only the fusions that pay on the target: each candidate priced by the cost model.
+
+A candidate is kept when its estimated time as one kernel is below the summed time of its
+members as separate kernels and its tile fits the Unified Buffer. A merged candidate that does
+not pay (or does not fit) is split back into the candidates it was made of, which are priced in
+turn; any other candidate that does not pay is refused with the numbers behind the refusal.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from autofuse.candidates.auto import Candidate, Refusal
+from autofuse.candidates.decision import NO_BENEFIT, UB_OVERFLOW, UNKNOWN_SHAPE
+from autofuse.cost.model import CostModel, Estimate, UnknownShape, group_scheme
+from autofuse.cost.tiling import TileOverflow
+from autofuse.ir.graph import Graph
+from autofuse.planner.merge import Merged
+
+
+@dataclass(frozen=True)
+class Priced:
+    candidate: Candidate
+    before: float  # microseconds, the members as separate kernels
+    after: Estimate  # the group as one kernel
+
+
+def price_candidates(graph: Graph, model: CostModel, items: list, boundary, refusals: list[Refusal]) -> list[Priced]:
+    """The candidates that pay, priced; refusals are appended for those that do not."""
+    node_time = [model.node(n).time_us for n in graph.nodes]
+    kept: list[Priced] = []
+    pending = list(items)
+    while pending:
+        item = pending.pop()
+        candidate = item.candidate if isinstance(item, Merged) else item
+        if len(candidate.members) < 2 and candidate.rule is None:
+            continue  # a lone node left over from a split merge: not a fusion
+        verdict = _price(graph, model, candidate, node_time, boundary)
+        if isinstance(verdict, Priced):
+            kept.append(verdict)
+        elif isinstance(item, Merged):
+            pending.extend(item.parts)  # the bigger group did not pay: try its parts
+        else:
+            refusals.append(verdict)
+    return sorted(kept, key=lambda p: min(p.candidate.members))
+
+
+def _price(graph: Graph, model: CostModel, candidate: Candidate, node_time, boundary) -> Priced | Refusal:
+    members = tuple(sorted(candidate.members))
+    names = tuple(graph.nodes[m].name for m in members)
+    inputs, outputs = boundary(graph, members)
+    has_matmul = any(graph.nodes[m].op_type in ("MatMul", "Gemm") for m in members)
+    scheme = group_scheme(candidate.kind, candidate.lowering, has_matmul)
+    before = sum(node_time[m] for m in members)
+    try:
+        after = model.group(candidate.members, inputs, outputs, scheme)
+    except UnknownShape as exc:
+        return Refusal(names, UNKNOWN_SHAPE, f"cannot price the fused kernel: {exc}")
+    except TileOverflow as exc:
+        return Refusal(names, UB_OVERFLOW, f"{exc}; usable UB is {exc.capacity} B "
+                                          f"({', '.join(f'{b.name} {b.total} B' for b in exc.buffers[:6])})")
+    if math.isnan(before) or len(members) == 1:
+        # A member's own shape is unknown (kept, unpriced), or a rule named one op (kept for its
+        # lowering: it is the same kernel either way).
+        return Priced(candidate, before, after)
+    if after.time_us >= before:
+        return Refusal(names, NO_BENEFIT, f"one kernel would take {after.time_us:.2f} us, the {len(members)} "
+                                          f"nodes apart {before:.2f} us")
+    return Priced(candidate, before, after)
