@@ -130,9 +130,10 @@ class CostModel:
         return nbytes / bandwidth * 1e6
 
     def vector_us(self, ops: float, dtype: str | None) -> float:
+        """Vector time; half precision is computed in fp32 (as Huawei's kernels and ours do)."""
         rates = self.hw.vector_ops
-        compute = dtype if dtype in rates and dtype in self.hw.vector_dtypes and dtype not in ("bfloat16",) else "float32"
-        rate = rates.get(compute) or rates.get("float32") or max(rates.values())
+        compute = "float32" if dtype in _HALF or dtype not in rates else dtype
+        rate = rates.get(compute) or max(rates.values())
         return ops / rate * 1e6
 
     def cube_us(self, flops: float, dtype: str | None) -> float:
@@ -238,7 +239,7 @@ class CostModel:
             moved += self._bytes([v for v in inputs if self.numel(v) == request.rows * request.row_len])
         transfer = tile.elements * max((self.graph.type_of(v).itemsize or 4) for v in (*inputs, *outputs))
         memory = self.memory_us(moved, transfer)
-        ops = sum(_VECTOR_COST.get(n.op_type, 1) * request.space for n in vector_work)
+        ops = sum(_VECTOR_COST.get(n.op_type, 1) * self._elements_computed(n, request) for n in vector_work)
         compute = cube + self.vector_us(ops, self._compute_dtype(nodes))
         if matmuls:  # a MIX kernel: the cube part sizes the launch, the epilogue runs beside it
             share = self.cube_cores(sum(self._matmul_flops(n) for n in matmuls)) / self.hw.aic_cores
@@ -247,12 +248,20 @@ class CostModel:
             head = self.head_us(tile.cores / self.hw.aiv_cores)
         return Estimate(head + max(memory, compute), moved, head, memory, compute, tile=tile)
 
+    def _elements_computed(self, node: Node, request: TileRequest) -> int:
+        """A row kernel computes each per-row value once per row; an elementwise kernel walks
+        flat tiles, so a broadcast operand's producers run again for every element."""
+        if request.row_len:
+            if op_class(node) in (OpClass.REDUCTION, OpClass.NORMALIZATION):
+                return self.numel(node.inputs[0]) or request.space
+            return self.numel(node.outputs[0]) or request.space
+        return request.space
+
     def _compute_dtype(self, nodes: list[Node]) -> str:
-        dtypes = {self.graph.type_of(o).dtype for n in nodes for o in n.outputs if o}
-        return "float16" if dtypes <= {"float16", "bool", "int64", "int32", None} and "float16" in dtypes else "float32"
+        dtypes = {self.graph.type_of(o).dtype for n in nodes for o in n.outputs if o} - {None, "bool"}
+        return dtypes.pop() if len(dtypes) == 1 and not dtypes & set(_HALF) else "float32"
 
     def _tile_request(self, nodes: list[Node], inputs, outputs, matmuls: list[Node]) -> TileRequest:
-        inside = {n.id for n in nodes}
         produced = {o for n in nodes for o in n.outputs if o}
         if matmuls:
             spaces = [self.numel(m.outputs[0]) or 0 for m in matmuls]
@@ -280,14 +289,15 @@ class CostModel:
             if n >= space and space:
                 full.append((value, kind.itemsize))
             else:
-                small.append((value, n * kind.itemsize))
+                small.append((value, n * kind.itemsize, kind.itemsize))
         outs = [(value, self.graph.type_of(value).itemsize or 4) for value in outputs]
         casts = sum(1 for value, size in full if self.graph.type_of(value).dtype in _HALF)
-        return TileRequest(space, tuple(full), tuple(small), tuple(outs), self._live_temporaries(nodes, inside, produced, outputs),
-                           casts, row_len=row_len, rows=rows)
+        temporaries = self._live_temporaries(nodes, produced, outputs, space)
+        return TileRequest(space, tuple(full), tuple(small), tuple(outs), temporaries, casts, row_len=row_len, rows=rows)
 
-    def _live_temporaries(self, nodes: list[Node], inside: set[int], produced: set[str], outputs) -> int:
-        """Most intermediate values alive at once while the members run in order."""
+    def _live_temporaries(self, nodes: list[Node], produced: set[str], outputs, space: int) -> int:
+        """Most tile-sized intermediate values alive at once while the members run in order
+        (per-row values such as a norm's mean live in the row scratch instead)."""
         last_use: dict[str, int] = {}
         for position, n in enumerate(nodes):
             for value in n.all_inputs:
@@ -298,7 +308,7 @@ class CostModel:
             if op_class(n) in (OpClass.VIEW, OpClass.METADATA) or n.op_type in ("MatMul", "Gemm", "Constant"):
                 continue
             for value in n.outputs:
-                if value and value not in outputs and value in last_use:
+                if value and value not in outputs and value in last_use and (self.numel(value) or 0) >= space:
                     live.add(value)
             peak = max(peak, len(live))
             live = {v for v in live if last_use.get(v, -1) > position}

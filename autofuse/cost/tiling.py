@@ -79,7 +79,8 @@ class TileRequest:
 
     space: int  # elements of the iteration space (the largest tensor walked)
     full_inputs: tuple[tuple[str, int], ...]  # (name, itemsize) of inputs as large as the space
-    small_inputs: tuple[tuple[str, int], ...]  # (name, bytes) broadcast inputs loaded whole
+    # (name, bytes, itemsize) of broadcast inputs: loaded whole when small, else a tile's worth
+    small_inputs: tuple[tuple[str, int, int], ...]
     outputs: tuple[tuple[str, int], ...]  # (name, itemsize)
     temporaries: int  # fp32 values live at once
     casts: int  # half-precision inputs computed in fp32
@@ -113,7 +114,8 @@ def _buffers(request: TileRequest, elements: int, hw: Hardware) -> tuple[tuple[B
     single = len(request.full_inputs) > hw.max_double_buffered_inputs
     buffers = [Buffer(f"in:{name}", _round_up(elements * size, hw.ub_alignment), 1 if single else 2)
                for name, size in request.full_inputs]
-    buffers += [Buffer(f"in:{name}", _round_up(nbytes, hw.ub_alignment), 1) for name, nbytes in request.small_inputs]
+    buffers += [Buffer(f"in:{name}", _round_up(min(nbytes, elements * size), hw.ub_alignment), 1)
+                for name, nbytes, size in request.small_inputs]
     buffers += [Buffer(f"out:{name}", _round_up(elements * size, hw.ub_alignment), 2) for name, size in request.outputs]
     buffers += [Buffer(f"tmp{i}", _round_up(elements * _FP32, hw.ub_alignment), 1) for i in range(request.temporaries)]
     buffers += [Buffer(f"cast{i}", _round_up(elements * _FP32, hw.ub_alignment), 1) for i in range(request.casts)]
@@ -124,11 +126,21 @@ def _per_element(request: TileRequest, hw: Hardware) -> int:
     single = len(request.full_inputs) > hw.max_double_buffered_inputs
     inputs = sum(size for _, size in request.full_inputs) * (1 if single else 2)
     outputs = sum(size for _, size in request.outputs) * 2
-    return inputs + outputs + _FP32 * (request.temporaries + request.casts)
+    return inputs + outputs + _FP32 * (request.temporaries + request.casts) + _large_broadcast(request)
+
+
+def _large_broadcast(request: TileRequest) -> int:
+    """Broadcast inputs too big to keep whole take a tile's worth per element (single copy)."""
+    return sum(size for _, nbytes, size in request.small_inputs if nbytes > _WHOLE_BROADCAST)
 
 
 def _fixed(request: TileRequest, hw: Hardware) -> int:
-    return sum(_round_up(nbytes, hw.ub_alignment) for _, nbytes in request.small_inputs)
+    return sum(_round_up(nbytes, hw.ub_alignment) for _, nbytes, _ in request.small_inputs
+               if nbytes <= _WHOLE_BROADCAST)
+
+
+# Broadcast inputs up to this size are loaded whole once per kernel (a bias, a norm weight).
+_WHOLE_BROADCAST = 16 * 1024
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -151,7 +163,7 @@ def _elementwise_tile(request: TileRequest, hw: Hardware) -> Tile:
     elements = max(align, min(fit, per_core))
     tiles = max(1, -(-request.space // elements))
     buffers, single = _buffers(request, elements, hw)
-    return Tile("elementwise", elements, cores=min(hw.aiv_cores, tiles), tiles=tiles, buffers=buffers,
+    return Tile("elementwise", elements, cores=min(cores, tiles), tiles=tiles, buffers=buffers,
                 ub_capacity=hw.ub_usable_bytes, single_buffered=single)
 
 
@@ -172,7 +184,7 @@ def _row_tile(request: TileRequest, hw: Hardware) -> Tile:
         buffers, single = _buffers(request, rows * request.row_len, hw)
         buffers = (*buffers, Buffer("row_scratch", _ROW_SCRATCH * rows, 1))
         return Tile("rows", rows * request.row_len, rows=rows, row_len=request.row_len,
-                    cores=min(hw.aiv_cores, tiles), tiles=tiles, buffers=buffers, ub_capacity=hw.ub_usable_bytes,
+                    cores=min(cores, tiles), tiles=tiles, buffers=buffers, ub_capacity=hw.ub_usable_bytes,
                     single_buffered=single)
     # Split rows: chunks of a row, reduce over the chunks, then a second pass re-reads them.
     chunk_request = TileRequest(request.row_len, request.full_inputs, request.small_inputs, request.outputs,
@@ -181,6 +193,8 @@ def _row_tile(request: TileRequest, hw: Hardware) -> Tile:
     chunks = math.ceil(request.row_len / chunk.elements)
     buffers = (*chunk.buffers, Buffer("row_scratch", _ROW_SCRATCH, 1))
     tiles = request.rows * chunks
-    return Tile("split_row", chunk.elements, rows=1, row_len=request.row_len, cores=min(hw.aiv_cores, request.rows),
+    io_bytes = sum(size for _, size in (*request.full_inputs, *request.outputs)) or 1
+    cores = min(cores_for(request.rows * request.row_len * io_bytes, hw.aiv_cores), request.rows)
+    return Tile("split_row", chunk.elements, rows=1, row_len=request.row_len, cores=cores,
                 tiles=tiles, buffers=buffers, ub_capacity=hw.ub_usable_bytes, single_buffered=chunk.single_buffered,
                 note=f"a row of {request.row_len} elements does not fit: {chunks} chunks per row, read twice")
