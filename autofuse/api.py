@@ -18,7 +18,8 @@ from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE
 from autofuse.candidates.rules.loader import Rule, library_files, load_rules
 from autofuse.cost.hardware import DEFAULT_TARGET, KNOWN_TARGETS, Hardware, load_profile
 from autofuse.errors import InputError
-from autofuse.frontends.onnx import LoadedModel, load_onnx
+from autofuse.cost.model import bind_dims
+from autofuse.frontends.onnx import LoadedModel, concrete_shapes, load_onnx
 from autofuse.planner.plan import Plan, plan_fusion
 from autofuse.report import build_report, render_html, render_markdown
 from autofuse.rewrite.onnx import rewrite_onnx
@@ -71,9 +72,10 @@ def fuse(
     rule_set = load_rule_set(rules, use_library=use_library)
     _check_rule_names(rule_set, disable_rules)
     loaded = load_onnx(model)
+    bound = bind_dims(loaded.graph, dims)
     plan = plan_fusion(loaded.graph, opt_level, max_group_size=max_group_size, rules=rule_set,
                        disabled_rules=frozenset(disable_rules), disabled_groups=frozenset(disable_fusions),
-                       hardware=hardware, dims=dims)
+                       hardware=hardware, dims=bound, static_shapes=concrete_shapes(loaded, bound))
     rewritten = rewrite_onnx(loaded, plan)
     seconds = time.perf_counter() - start
     verification = None

@@ -37,26 +37,66 @@ _HALF = ("float16", "bfloat16")
 
 
 def bind_dims(graph: Graph, overrides: Mapping[str, int] | None = None) -> dict[str, int]:
-    """A size for every symbolic dim in the graph: the user's, else the documented default."""
+    """A size for every symbolic dim in the graph.
+
+    Named dims (the model's inputs: batch, seq, ...) take the user's size, else the documented
+    default. Dims that shape inference could only name (`unk__3`) are solved from the views that
+    produce them (a Reshape keeps the element count); whatever is still open stays unbound, and
+    what depends on it is unknown to the cost model (never guessed).
+    """
     overrides = dict(overrides or {})
     names = sorted({d for t in graph.values.values() if t.shape for d in t.shape if isinstance(d, str)})
-    bound = {}
+    bound: dict[str, int] = {}
     for name in names:
         if name in overrides:
             bound[name] = overrides[name]
+        elif name.startswith("unk__"):
+            continue
         elif name.lower() in _BATCH_NAMES or "batch" in name.lower():
             bound[name] = 1
         else:
             bound[name] = DEFAULT_SYMBOLIC_DIM
+    _solve_from_views(graph, bound)
     return bound
+
+
+def _solve_from_views(graph: Graph, bound: dict[str, int]) -> None:
+    views = [n for n in graph.nodes if op_class(n) == OpClass.VIEW and n.inputs and n.outputs]
+    for _ in range(4):  # a few sweeps: a solved dim can unlock the next view
+        progress = False
+        for node in views:
+            before, after = graph.type_of(node.inputs[0]).shape, graph.type_of(node.outputs[0]).shape
+            if before is None or after is None:
+                continue
+            for known, open_ in ((before, after), (after, before)):
+                total = _product(known, bound)
+                unknown = [d for d in open_ if isinstance(d, str) and d not in bound]
+                if total is None or len(unknown) != 1 or open_.count(unknown[0]) != 1:
+                    continue
+                rest = _product([d for d in open_ if d != unknown[0]], bound)
+                if rest and total % rest == 0:
+                    bound[unknown[0]] = total // rest
+                    progress = True
+        if not progress:
+            return
+
+
+def _product(shape, bound: Mapping[str, int]) -> int | None:
+    total = 1
+    for d in shape:
+        value = d if isinstance(d, int) else bound.get(d) if isinstance(d, str) else None
+        if value is None:
+            return None
+        total *= value
+    return total
 
 
 @dataclass(frozen=True)
 class Estimate:
     """The priced kernel (or, for a node that launches nothing, zero)."""
 
-    time_us: float
-    hbm_bytes: int
+    time_us: float  # NaN when a shape the kernel needs is unknown
+    hbm_bytes: int | None  # None when unknown
     head_us: float = 0.0
     memory_us: float = 0.0
     compute_us: float = 0.0
@@ -74,15 +114,20 @@ class UnknownShape(Exception):
 class CostModel:
     """Prices single nodes (the unfused baseline) and fused groups on one target."""
 
-    def __init__(self, graph: Graph, hw: Hardware, dims: Mapping[str, int]) -> None:
+    def __init__(self, graph: Graph, hw: Hardware, dims: Mapping[str, int],
+                 static: Mapping[str, tuple[int, ...]] | None = None) -> None:
         self.graph = graph
         self.hw = hw
         self.dims = dict(dims)
+        # Shapes a front end worked out with the dims above bound (preferred over the symbols).
+        self.static = dict(static or {})
         self.kernel = [is_kernel(n, graph) for n in graph.nodes]
 
     # -- sizes --------------------------------------------------------------------------------
 
     def shape(self, value: str) -> tuple[int, ...] | None:
+        if value in self.static:
+            return self.static[value]
         shape = self.graph.type_of(value).shape
         if shape is None:
             return None
@@ -90,7 +135,9 @@ class CostModel:
         for d in shape:
             if d is None:
                 return None
-            out.append(d if isinstance(d, int) else self.dims.get(d, DEFAULT_SYMBOLIC_DIM))
+            if isinstance(d, str) and d not in self.dims:
+                return None
+            out.append(d if isinstance(d, int) else self.dims[d])
         return tuple(out)
 
     def numel(self, value: str) -> int | None:
@@ -151,7 +198,7 @@ class CostModel:
             reads = self._node_reads(node)
             writes = self._bytes(v for v in node.outputs if v)
         except UnknownShape:
-            return Estimate(math.nan, 0)
+            return Estimate(math.nan, None)
         total = reads + writes
         if node.op_type in ("MatMul", "Gemm"):
             flops = self._matmul_flops(node)

@@ -270,6 +270,30 @@ def _value_types(model: onnx.ModelProto, source: str) -> dict[str, TensorType]:
     return types
 
 
+def concrete_shapes(loaded: LoadedModel, dims: dict[str, int]) -> dict[str, tuple[int, ...]]:
+    """Static shapes of every value once the graph inputs' symbolic dims take the sizes in `dims`.
+
+    ONNX shape inference is re-run with the inputs made static, so that shape arithmetic
+    (Shape -> Gather -> Concat -> Reshape) resolves to numbers. Values it still cannot size are
+    left out (the cost model then falls back to the symbolic binding).
+    """
+    skeleton = _without_weights(loaded.model)
+    for info in skeleton.graph.input:
+        if info.type.WhichOneof("value") != "tensor_type":
+            continue
+        for dim in info.type.tensor_type.shape.dim:
+            if not dim.HasField("dim_value") and dim.dim_param in dims:
+                dim.dim_value = dims[dim.dim_param]
+    del skeleton.graph.value_info[:]
+    inferred = _infer_shapes(skeleton)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for info in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
+        found = _tensor_type(info.type)
+        if found is not None and found.shape is not None and all(isinstance(d, int) for d in found.shape):
+            shapes[info.name] = found.shape  # type: ignore[assignment]
+    return shapes
+
+
 def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     """ONNX shape inference on a copy whose big weights are replaced by typed graph inputs.
 

@@ -50,7 +50,7 @@ class FusionGroup:
 class GroupCost:
     """What the cost model said about one fused group (times in microseconds)."""
 
-    time_before_us: float  # its members as separate kernels
+    time_before_us: float | None  # its members as separate kernels (None: a shape is unknown)
     time_after_us: float  # the group as one kernel
     hbm_bytes_after: int
     launches_saved: int
@@ -84,6 +84,7 @@ def plan_fusion(
     disabled_groups: frozenset[str] = frozenset(),
     hardware: Hardware | None = None,
     dims: Mapping[str, int] | None = None,
+    static_shapes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> Plan:
     """Choose the fused groups for `graph` at `opt_level`.
 
@@ -104,7 +105,7 @@ def plan_fusion(
     items: list[Candidate | Merged] = list(from_rules + auto.candidates)
     if opt_level >= 3:
         items = merge_around_matmuls(graph, list(items), max_group_size)
-    model = CostModel(graph, hardware, bind_dims(graph, dims)) if hardware is not None else None
+    model = CostModel(graph, hardware, bind_dims(graph, dims), static_shapes) if hardware is not None else None
     if model is not None:
         items = [p.candidate for p in price_candidates(graph, model, items, boundary, refusals)]
     groups = tuple(_number(graph, [_candidate(i) for i in items]))
@@ -138,7 +139,9 @@ def _with_cost(graph: Graph, model: CostModel, group: FusionGroup) -> FusionGrou
     has_matmul = any(graph.nodes[m].op_type in ("MatMul", "Gemm") for m in members)
     lowering = "call_through" if group.kind in ("attention", "rotary") and not has_matmul else None
     scheme = group_scheme(group.kind, group.lowering or lowering, has_matmul)
-    before = sum(model.node(graph.nodes[m]).time_us for m in group.members)
+    before: float | None = sum(model.node(graph.nodes[m]).time_us for m in group.members)
+    if before is not None and math.isnan(before):
+        before = None
     try:
         after = model.group(members, group.inputs, group.outputs, scheme)
     except (UnknownShape, TileOverflow):

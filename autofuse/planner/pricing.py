@@ -22,7 +22,7 @@ from autofuse.planner.merge import Merged
 class Priced:
     candidate: Candidate
     before: float  # microseconds, the members as separate kernels
-    after: Estimate  # the group as one kernel
+    after: Estimate | None  # the group as one kernel (None: a rule's group that cannot be priced)
 
 
 def price_candidates(graph: Graph, model: CostModel, items: list, boundary, refusals: list[Refusal]) -> list[Priced]:
@@ -55,6 +55,8 @@ def _price(graph: Graph, model: CostModel, candidate: Candidate, node_time, boun
     try:
         after = model.group(candidate.members, inputs, outputs, scheme)
     except UnknownShape as exc:
+        if candidate.rule is not None:  # an authored pattern: kept, but it cannot be priced
+            return Priced(candidate, math.nan, None)
         return Refusal(names, UNKNOWN_SHAPE, f"cannot price the fused kernel: {exc}")
     except TileOverflow as exc:
         return Refusal(names, UB_OVERFLOW, f"{exc}; usable UB is {exc.capacity} B "

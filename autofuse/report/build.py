@@ -53,7 +53,7 @@ def _group_entry(graph: Graph, group: FusionGroup) -> dict:
     cost = group.cost
     priced = {} if cost is None else {
         "hbm_bytes_after": cost.hbm_bytes_after,
-        "est_time_us_before": round(cost.time_before_us, 3),
+        "est_time_us_before": None if cost.time_before_us is None else round(cost.time_before_us, 3),
         "est_time_us_after": round(cost.time_after_us, 3),
         "launches_saved": cost.launches_saved,
         "tile": cost.tile,
