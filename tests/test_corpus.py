@@ -160,3 +160,17 @@ def test_kernels_per_layer_helper_matches(corpus_dir, fused):
     _, r3 = fused("llama", "dynamo", 3, num_layers=3)
     assert before == r3.report["kernels_before"] - r2.report["kernels_before"]
     assert after == r3.report["kernels_after"] - r2.report["kernels_after"]
+
+
+# Issue 3's targets with the rule library at level 3: kernels per transformer layer. Met for the
+# dynamo exports; the TorchScript exports are not there yet (their per-layer shape arithmetic and
+# runtime-sized GQA repeat keep 10-22 kernels a layer): README "Kernels per layer" has the table.
+LIBRARY_TARGETS = {("llama", "dynamo"): 8, ("qwen2", "dynamo"): 8, ("bert", "dynamo"): 6}
+
+
+@pytest.mark.parametrize(("arch", "exporter"), sorted(LIBRARY_TARGETS), ids=lambda v: str(v))
+def test_library_kernels_per_layer_targets(arch, exporter):
+    from autofuse.testing.corpus import kernels_per_layer
+
+    before, after = kernels_per_layer(arch, exporter, 3)
+    assert after <= LIBRARY_TARGETS[(arch, exporter)], (arch, exporter, before, after)

@@ -6,9 +6,15 @@
 2. A MatMul group whose results are read by exactly one other group takes that group as its
    vector epilogue (bias, activation, SwiGLU, rotary embedding, a row norm): the MatMul result
    is not written out and read back by a separate kernel.
-3. Shape arithmetic (see candidates/shape_values.py) whose results feed exactly one group joins
+3. A Transpose that keeps the last axis in place moves whole rows; feeding one row-wise group
+   (a norm, a rotary embedding, elementwise work) it becomes that kernel's strided copy-in.
+4. The rotary embeddings of q and k computed from the same projection become one kernel (as
+   torch_npu.npu_apply_rotary_pos_emb does both at once).
+5. Shape arithmetic (see candidates/shape_values.py) whose results feed exactly one group joins
    it as a host-side prologue: it only ever reads shapes, which the kernel's host tiling code
    computes anyway.
+A group that takes in other work than its rule matched is no longer a call-through to the
+rule's CANN op: its lowering becomes our own template.
 Merged groups remember their parts: if the plan's final acyclicity check finds a merge in a
 cycle, the planner splits it back instead of dropping fusions.
 """
@@ -39,6 +45,8 @@ def merge_around_matmuls(graph: Graph, candidates: list[Candidate], cap: int) ->
     groups: list[Candidate | Merged] = list(_with_lone_matmuls(graph, candidates))
     groups = _merge_siblings(graph, groups, cap)
     groups = _merge_epilogues(graph, groups, cap)
+    groups = _absorb_row_permutes(graph, groups, cap)
+    groups = _merge_rotary_pairs(graph, groups, cap)
     groups = _absorb_shape_work(graph, groups, cap)
     return [g for g in groups if len(_cand(g).members) > 1]
 
@@ -129,6 +137,76 @@ def _merge_epilogues(graph: Graph, groups: list, cap: int) -> list:
     return result
 
 
+_ROW_WISE_KINDS = frozenset({"elementwise", "norm", "rotary", "reduction", "softmax"})
+
+
+def _keeps_last_axis(node: Node) -> bool:
+    perm = tuple(node.attrs.get("perm", ()))
+    return node.op_type == "Transpose" and len(perm) >= 2 and perm[-1] == len(perm) - 1
+
+
+def _absorb_row_permutes(graph: Graph, groups: list, cap: int) -> list:
+    result = list(groups)
+    taken = {m for item in result for m in _cand(item).members}
+    owner = {m: i for i, item in enumerate(result) for m in _cand(item).members}
+    for node in graph.nodes:
+        if node.id in taken or not _keeps_last_axis(node):
+            continue
+        found = _sole_consumer_group(graph, Candidate(frozenset({node.id}), "elementwise"), owner)
+        if found is None:
+            continue
+        target, views = found
+        host = _cand(result[target])
+        if host.kind not in _ROW_WISE_KINDS or len(host.members) + 1 + len(views) > cap:
+            continue
+        extra = Candidate(frozenset({node.id}) | views, "elementwise")
+        result[target] = _union([result[target], extra], host.op_name or "", rule=host.rule, kind=host.kind)
+        for m in extra.members:
+            owner[m] = target
+            taken.add(m)
+    return result
+
+
+def _merge_rotary_pairs(graph: Graph, groups: list, cap: int) -> list:
+    """Rotary groups whose inputs come from the same producing group become one kernel."""
+    owner = {m: i for i, item in enumerate(groups) for m in _cand(item).members}
+    by_source: dict[tuple, list[int]] = {}
+    for index, item in enumerate(groups):
+        group = _cand(item)
+        if group.kind != "rotary":
+            continue
+        sources = set()
+        for m in group.members:
+            for p in graph.producer_ids(graph.nodes[m]):
+                if p not in group.members:
+                    sources.add(owner.get(p, _view_source(graph, p, owner)))
+        sources.discard(None)
+        if sources:
+            by_source.setdefault(tuple(sorted(sources)), []).append(index)
+    merged: set[int] = set()
+    extra = []
+    for indices in by_source.values():
+        if len(indices) < 2 or sum(len(_cand(groups[i]).members) for i in indices) > cap:
+            continue
+        merged.update(indices)
+        name = _cand(groups[indices[0]]).op_name or "Rotary"
+        extra.append(_union([groups[i] for i in indices], f"{name}Pair", rule=_cand(groups[indices[0]]).rule,
+                            kind="rotary"))
+    return [g for i, g in enumerate(groups) if i not in merged] + extra
+
+
+def _view_source(graph: Graph, node_id: int, owner: dict[int, int]) -> int | None:
+    """The group a value comes from, looking through ungrouped views (Reshape, Unsqueeze...)."""
+    for _ in range(8):
+        node = graph.nodes[node_id]
+        if node_id in owner:
+            return owner[node_id]
+        if op_class(node) != OpClass.VIEW or not node.inputs or node.inputs[0] not in graph.producer:
+            return None
+        node_id = graph.producer[node.inputs[0]]
+    return None
+
+
 def _absorb_shape_work(graph: Graph, groups: list, cap: int) -> list:
     shape_nodes = shape_value_nodes(graph)
     result = list(groups)
@@ -187,5 +265,8 @@ def _union(items: list, name: str, rule: str | None = None, kind: str = "matmul_
     inputs = tuple(dict.fromkeys(v for p in parts for v in p.inputs))
     attributes = tuple(dict.fromkeys(a for p in parts for a in p.attributes))
     rules = [p.rule for p in parts if p.rule]
+    # Only a lone call-through part keeps its CANN op; anything merged is generated by us.
+    lowerings = {p.lowering for p in parts if p.rule}
+    lowering = lowerings.pop() if len(parts) == 1 and len(lowerings) == 1 else None
     return Merged(Candidate(members, kind, rule or (rules[0] if rules else None), name or None, inputs,
-                            attributes), parts)
+                            attributes, lowering), parts)
