@@ -1,7 +1,9 @@
 """`fuse()`: the whole pass as one call. A thin layer over the pipeline stages."""
 from __future__ import annotations
 
+import contextlib
 import difflib
+import gc
 import functools
 import json
 import os
@@ -68,6 +70,27 @@ def fuse(
         raise InputError(f"--opt-level must be 0-3, got {opt_level}")
     if max_group_size < 2:
         raise InputError(f"the group-size cap must be at least 2, got {max_group_size}")
+    with _no_cyclic_gc():
+        return _fuse(model, opt_level, hardware, max_group_size=max_group_size, verify=verify, seed=seed,
+                     rules=rules, disable_rules=disable_rules, use_library=use_library,
+                     disable_fusions=disable_fusions, dims=dims)
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc():
+    """The pass allocates millions of small objects and frees them by reference counting; the
+    cyclic collector would rescan the growing heap over and over (superlinear on big graphs)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _fuse(model, opt_level, hardware, *, max_group_size, verify, seed, rules, disable_rules, use_library,
+          disable_fusions, dims) -> FuseResult:
     start = time.perf_counter()
     rule_set = load_rule_set(rules, use_library=use_library)
     _check_rule_names(rule_set, disable_rules)

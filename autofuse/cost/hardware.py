@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from autofuse.errors import InputError
+from autofuse.yamlfile import LineMap, read_yaml
 
 KNOWN_TARGETS: tuple[str, ...] = ("ascend910b", "ascend910_93", "ascend310p")
 DEFAULT_TARGET = "ascend910b"
@@ -141,58 +141,6 @@ _FACT_KEYS = {"value", "unit", "source", "confidence", "note"}
 _ROW_KEYS = {"bytes", "fraction", "source", "confidence", "note"}
 
 
-# -- YAML with line numbers --------------------------------------------------------------------
-
-
-class _Map(dict):
-    """A mapping that remembers its own line and the line of each key."""
-
-    line: int = 0
-    key_lines: dict
-
-
-def _construct(node: yaml.Node, loader: yaml.SafeLoader, path: Path) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        if node.tag != "tag:yaml.org,2002:map":
-            raise InputError(f"{path}:{node.start_mark.line + 1}: unsupported YAML tag {node.tag}")
-        result = _Map()
-        result.line = node.start_mark.line + 1
-        result.key_lines = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node)
-            line = key_node.start_mark.line + 1
-            if key in result:
-                raise InputError(f"{path}:{line}: duplicate key '{key}'")
-            value = _construct(value_node, loader, path)
-            if isinstance(value, _Map):
-                value.line = line  # a nested mapping is "at" its key, e.g. `memory:`
-            result[key] = value
-            result.key_lines[key] = line
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        if node.tag != "tag:yaml.org,2002:seq":
-            raise InputError(f"{path}:{node.start_mark.line + 1}: unsupported YAML tag {node.tag}")
-        return [_construct(item, loader, path) for item in node.value]
-    return loader.construct_object(node)
-
-
-def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read hardware profile ({exc.strerror})") from None
-    loader = yaml.SafeLoader(text)
-    try:
-        root = loader.get_single_node()
-        return None if root is None else _construct(root, loader, path)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise InputError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
-    finally:
-        loader.dispose()
-
-
 # -- validation --------------------------------------------------------------------------------
 
 
@@ -217,25 +165,25 @@ class _Profile:
     def fail(self, line: int, message: str) -> InputError:
         return InputError(f"{self.path}:{line}: {message}")
 
-    def check_keys(self, node: _Map, allowed, prefix: str) -> None:
+    def check_keys(self, node: LineMap, allowed, prefix: str) -> None:
         for key in node:
             if key not in allowed:
                 hint = _suggest(str(key), allowed, prefix)
                 raise self.fail(node.key_lines[key], f"unknown field '{prefix}{key}'{hint}")
 
-    def require(self, node: _Map, key: str, dotted: str) -> Any:
+    def require(self, node: LineMap, key: str, dotted: str) -> Any:
         if key not in node:
             raise self.fail(node.line, f"missing field '{dotted}'")
         return node[key]
 
-    def mapping(self, parent: _Map, key: str, dotted: str) -> _Map:
+    def mapping(self, parent: LineMap, key: str, dotted: str) -> LineMap:
         node = self.require(parent, key, dotted)
-        if not isinstance(node, _Map):
+        if not isinstance(node, LineMap):
             raise self.fail(parent.key_lines[key], f"'{dotted}' must be a mapping")
         return node
 
     def profile(self, root: Any) -> Hardware:
-        if not isinstance(root, _Map):
+        if not isinstance(root, LineMap):
             raise self.fail(1, "a hardware profile is a mapping with fields " + ", ".join(_TOP))
         self.check_keys(root, _TOP, "")
         for key in ("name", "description"):
@@ -254,7 +202,7 @@ class _Profile:
         self.cross_checks()
         return Hardware(**self.values, sources=self.sources)
 
-    def field(self, node: _Map, key: str, dotted: str, spec: _Field) -> None:
+    def field(self, node: LineMap, key: str, dotted: str, spec: _Field) -> None:
         if spec.kind == "rates":
             rates = self.mapping(node, key, dotted)
             self.check_keys(rates, DTYPES, f"{dotted}.")
@@ -271,9 +219,9 @@ class _Profile:
             return
         self.values[spec.attr] = self.fact(node, key, dotted, spec)
 
-    def fact(self, parent: _Map, key: str, dotted: str, spec: _Field) -> Any:
+    def fact(self, parent: LineMap, key: str, dotted: str, spec: _Field) -> Any:
         node, line = parent[key], parent.key_lines[key]
-        if not isinstance(node, _Map):
+        if not isinstance(node, LineMap):
             if _is_number(node):
                 raise self.fail(line, f"'{dotted}' is a number without a source: write "
                                       f"{{value: {node}, unit: ..., source: \"...\", confidence: S|M|W|G}}")
@@ -323,7 +271,7 @@ class _Profile:
             raise self.fail(line, f"'{dotted}': value must be {want}, got {raw!r}")
         return raw
 
-    def source(self, node: _Map, dotted: str, value: Any, what: str = "a number") -> str:
+    def source(self, node: LineMap, dotted: str, value: Any, what: str = "a number") -> str:
         source = node.get("source")
         if not isinstance(source, str) or not source.strip():
             raise self.fail(node.line, f"'{dotted}' = {value!r} is {what} without a source "
@@ -336,14 +284,14 @@ class _Profile:
                             f"S, M, W, G, got {confidence!r}")
         return f"{source.strip()} (confidence {confidence})"
 
-    def table(self, parent: _Map, key: str, dotted: str, attr: str) -> tuple[tuple[int, float], ...]:
+    def table(self, parent: LineMap, key: str, dotted: str, attr: str) -> tuple[tuple[int, float], ...]:
         rows = parent[key]
         if not isinstance(rows, list) or not rows:
             raise self.fail(parent.key_lines[key], f"'{dotted}' must be a non-empty list of "
                                                    "{bytes, fraction, source, confidence}")
         table: list[tuple[int, float]] = []
         for row in rows:
-            if not isinstance(row, _Map):
+            if not isinstance(row, LineMap):
                 raise self.fail(parent.key_lines[key], f"each row of '{dotted}' must be a mapping "
                                                        "{bytes, fraction, source, confidence}")
             self.check_keys(row, _ROW_KEYS, f"{dotted}[].")
@@ -394,4 +342,4 @@ def load_profile(name_or_path: str | Path) -> Hardware:
     else:
         raise InputError(f"unknown target '{text}'{_suggest(text, KNOWN_TARGETS)}; known targets: "
                          f"{', '.join(KNOWN_TARGETS)} (or pass a profile file)")
-    return _Profile(path).profile(_read_yaml(path))
+    return _Profile(path).profile(read_yaml(path, InputError, "hardware profile"))

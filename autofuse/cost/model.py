@@ -122,6 +122,7 @@ class CostModel:
         # Shapes a front end worked out with the dims above bound (preferred over the symbols).
         self.static = dict(static or {})
         self.kernel = [is_kernel(n, graph) for n in graph.nodes]
+        self._node_estimates: dict[int, Estimate] = {}
 
     # -- sizes --------------------------------------------------------------------------------
 
@@ -191,7 +192,13 @@ class CostModel:
     # -- one node, unfused ------------------------------------------------------------------------
 
     def node(self, node: Node) -> Estimate:
-        """The node as its own kernel (zero for nodes that launch none)."""
+        """The node as its own kernel (zero for nodes that launch none); computed once per node."""
+        found = self._node_estimates.get(node.id)
+        if found is None:
+            found = self._node_estimates[node.id] = self._price_node(node)
+        return found
+
+    def _price_node(self, node: Node) -> Estimate:
         if not self.kernel[node.id] or op_class(node) in (OpClass.VIEW, OpClass.METADATA):
             return NOTHING
         try:

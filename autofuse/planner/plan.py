@@ -22,7 +22,7 @@ from autofuse.cost.hardware import Hardware
 from autofuse.cost.model import CostModel, UnknownShape, bind_dims, group_scheme
 from autofuse.cost.tiling import TileOverflow
 from autofuse.planner.merge import Merged, merge_around_matmuls
-from autofuse.planner.pricing import price_candidates
+from autofuse.planner.pricing import Priced, price_candidates
 
 FUSED_DOMAIN = "ai.autofuse"
 _KIND_NAMES = {
@@ -52,6 +52,7 @@ class GroupCost:
 
     time_before_us: float | None  # its members as separate kernels (None: a shape is unknown)
     time_after_us: float  # the group as one kernel
+    hbm_bytes_before: int | None  # bytes its members move as separate kernels
     hbm_bytes_after: int
     launches_saved: int
     tile: dict | None
@@ -106,8 +107,10 @@ def plan_fusion(
     if opt_level >= 3:
         items = merge_around_matmuls(graph, list(items), max_group_size)
     model = CostModel(graph, hardware, bind_dims(graph, dims), static_shapes) if hardware is not None else None
+    priced: dict[frozenset[int], Priced] = {}
     if model is not None:
-        items = [p.candidate for p in price_candidates(graph, model, items, boundary, refusals)]
+        priced = {p.candidate.members: p for p in price_candidates(graph, model, items, boundary, refusals)}
+        items = [p.candidate for p in priced.values()]
     groups = tuple(_number(graph, [_candidate(i) for i in items]))
     check_partition(groups, graph)
     try:
@@ -130,26 +133,29 @@ def plan_fusion(
         order = schedule(groups, graph)
     if model is None:
         return Plan(opt_level, groups, tuple(refusals), order)
-    groups = tuple(_with_cost(graph, model, g) for g in groups)
+    groups = tuple(_with_cost(graph, model, g, priced.get(frozenset(g.members))) for g in groups)
     return Plan(opt_level, groups, tuple(refusals), order, _totals(graph, model, groups))
 
 
-def _with_cost(graph: Graph, model: CostModel, group: FusionGroup) -> FusionGroup:
+def _with_cost(graph: Graph, model: CostModel, group: FusionGroup, priced: Priced | None) -> FusionGroup:
+    """The group with the cost model's numbers (priced again only if the cycle repair split it)."""
     members = frozenset(group.members)
-    has_matmul = any(graph.nodes[m].op_type in ("MatMul", "Gemm") for m in members)
-    lowering = "call_through" if group.kind in ("attention", "rotary") and not has_matmul else None
-    scheme = group_scheme(group.kind, group.lowering or lowering, has_matmul)
-    before: float | None = sum(model.node(graph.nodes[m]).time_us for m in group.members)
-    if before is not None and math.isnan(before):
-        before = None
-    try:
-        after = model.group(members, group.inputs, group.outputs, scheme)
-    except (UnknownShape, TileOverflow):
-        return group  # kept by the cycle repair's split; its parts were not priced
+    after = priced.after if priced is not None else None
+    if after is None:
+        has_matmul = any(graph.nodes[m].op_type in ("MatMul", "Gemm") for m in members)
+        try:
+            after = model.group(members, group.inputs, group.outputs,
+                                group_scheme(group.kind, group.lowering, has_matmul))
+        except (UnknownShape, TileOverflow):
+            return group  # a rule's group whose shapes cannot be sized: kept, unpriced
+    estimates = [model.node(graph.nodes[m]) for m in group.members]
+    before = sum(e.time_us for e in estimates)
+    bytes_before = None if any(e.hbm_bytes is None for e in estimates) else sum(e.hbm_bytes for e in estimates)
     kernels = sum(model.kernel[m] for m in group.members)
     tile = after.tile
-    cost = GroupCost(before, after.time_us, after.hbm_bytes, max(kernels - 1, 0),
-                     tile.as_dict() if tile else None, tile.ub_bytes if tile and tile.buffers else None,
+    cost = GroupCost(None if math.isnan(before) else before, after.time_us, bytes_before, after.hbm_bytes,
+                     max(kernels - 1, 0), tile.as_dict() if tile else None,
+                     tile.ub_bytes if tile and tile.buffers else None,
                      tile.ub_capacity if tile and tile.ub_capacity else None)
     return replace(group, cost=cost)
 

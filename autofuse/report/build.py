@@ -48,10 +48,9 @@ def _totals(plan: Plan, kernels_before: int, kernels_after: int) -> dict:
 
 
 def _group_entry(graph: Graph, group: FusionGroup) -> dict:
-    costs = [node_cost(graph.nodes[m], graph).bytes_total for m in group.members]
-    crossing = [graph.type_of(v).nbytes() for v in (*group.inputs, *group.outputs)]
     cost = group.cost
     priced = {} if cost is None else {
+        "hbm_bytes_before": cost.hbm_bytes_before,
         "hbm_bytes_after": cost.hbm_bytes_after,
         "est_time_us_before": None if cost.time_before_us is None else round(cost.time_before_us, 3),
         "est_time_us_after": round(cost.time_after_us, 3),
@@ -69,10 +68,17 @@ def _group_entry(graph: Graph, group: FusionGroup) -> dict:
         "member_op_types": [graph.nodes[m].op_type for m in group.members],
         "inputs": list(group.inputs),
         "outputs": list(group.outputs),
-        "hbm_bytes_before": None if None in costs else sum(costs),
-        "hbm_bytes_after": None if None in crossing else sum(crossing),
+        # Without the cost model (or where a shape is unknown) byte counts need static shapes.
+        "hbm_bytes_before": _static_bytes([node_cost(graph.nodes[m], graph).bytes_total for m in group.members])
+        if cost is None else None,
+        "hbm_bytes_after": _static_bytes([graph.type_of(v).nbytes() for v in (*group.inputs, *group.outputs)])
+        if cost is None else None,
         **priced,
     }
+
+
+def _static_bytes(sizes: list[int | None]) -> int | None:
+    return None if None in sizes else sum(sizes)  # type: ignore[arg-type]
 
 
 def _verification_entry(result: Verification) -> dict:

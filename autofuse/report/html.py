@@ -13,11 +13,16 @@ import math
 import re
 from dataclasses import dataclass, field
 
-import networkx as nx
-
 from autofuse.ir.graph import Graph
 from autofuse.ops.table import NO_KERNEL_OPS, is_kernel
 from autofuse.planner.plan import FusionGroup, Plan
+
+
+def _nx():
+    """networkx, imported only when a picture is drawn (it costs 0.15 s of every start-up)."""
+    import networkx
+
+    return networkx
 
 MAX_GRAPH_NODES = 250  # the picture shows at most this many nodes (the first in topological order)
 MAX_CHART_GROUPS = 30
@@ -278,7 +283,7 @@ def _elements(graph: Graph, window: list[int], groups: list[FusionGroup]) -> tup
             owner[node_id] = len(elements)
             elements.append(_Element([node_id], None))
     dag = _element_dag(graph, elements, owner)
-    if not nx.is_directed_acyclic_graph(dag):  # a non-convex group: draw nodes only, coloured
+    if not _nx().is_directed_acyclic_graph(dag):  # a non-convex group: draw nodes only, coloured
         singles = [_Element([m], e.group, box=False) for e in elements for m in e.members]
         for element in singles:
             _inner_layout(graph, element)
@@ -288,8 +293,8 @@ def _elements(graph: Graph, window: list[int], groups: list[FusionGroup]) -> tup
     return elements, True
 
 
-def _element_dag(graph: Graph, elements: list[_Element], owner: dict[int, int]) -> nx.DiGraph:
-    dag = nx.DiGraph()
+def _element_dag(graph: Graph, elements: list[_Element], owner: dict[int, int]):
+    dag = _nx().DiGraph()
     dag.add_nodes_from(range(len(elements)))
     for index, element in enumerate(elements):
         for m in element.members:
@@ -316,13 +321,13 @@ def _inner_layout(graph: Graph, element: _Element) -> None:
         element.h = 1
         return
     members = set(element.members)
-    sub = nx.DiGraph()
+    sub = _nx().DiGraph()
     sub.add_nodes_from(element.members)
     for m in element.members:
         for p in graph.producer_ids(graph.nodes[m]):
             if p in members:
                 sub.add_edge(p, m)
-    levels = [sorted(level) for level in nx.topological_generations(sub)]
+    levels = [sorted(level) for level in _nx().topological_generations(sub)]
     width = max(len(level) for level in levels)
     element.w = max(float(width), _label_units(element))
     element.h = len(levels)
@@ -349,7 +354,7 @@ def _layout(graph: Graph, elements: list[_Element]) -> None:
     each element goes to the free position nearest to its neighbours, refined over a few sweeps."""
     owner = {m: i for i, e in enumerate(elements) for m in e.members}
     dag = _element_dag(graph, elements, owner)
-    order = list(nx.lexicographical_topological_sort(dag, key=lambda i: min(elements[i].members)))
+    order = list(_nx().lexicographical_topological_sort(dag, key=lambda i: min(elements[i].members)))
     for i in order:
         preds = list(dag.predecessors(i))
         elements[i].top = max((elements[p].top + elements[p].h for p in preds), default=0)

@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from autofuse.candidates.rules.language import (
     Alt, Binding, Call, Expr, PatternSyntaxError, Ref, names_in, ops_in, parse_pattern,
 )
 from autofuse.errors import AutofuseError
 from autofuse.ops.table import OP_CLASS
+from autofuse.yamlfile import LineMap, read_yaml
 
 KINDS = ("elementwise", "norm", "softmax", "attention", "rotary", "matmul_epilogue")
 TEMPLATE_FAMILIES = ("elementwise", "row_reduction", "matmul_epilogue", "call_through")
@@ -90,67 +89,18 @@ def _root_ops(expr: Expr) -> set[str]:
     return set()
 
 
-# -- YAML with line numbers -------------------------------------------------------------------
-
-
-class _Located(dict):
-    """A mapping that remembers the line of itself and of each key."""
-
-    line: int = 0
-    key_lines: dict
-
-
-_PLAIN_TAGS = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
-
-
-def _construct(node: yaml.Node, loader: yaml.SafeLoader) -> Any:
-    expected = _PLAIN_TAGS.get(type(node))
-    if expected is not None and node.tag != expected:
-        raise yaml.constructor.ConstructorError(None, None, f"unsupported YAML tag {node.tag}", node.start_mark)
-    if isinstance(node, yaml.MappingNode):
-        result = _Located()
-        result.line = node.start_mark.line + 1
-        result.key_lines = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node)
-            result[key] = _construct(value_node, loader)
-            result.key_lines[key] = (key_node.start_mark.line + 1, value_node)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, loader) for item in node.value]
-    return loader.construct_object(node)
-
-
-def read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise RuleError(f"{path}: cannot read rule file ({exc.strerror})") from None
-    loader = yaml.SafeLoader(text)
-    try:
-        root = loader.get_single_node()
-        return None if root is None else _construct(root, loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RuleError(f"{where}: not valid YAML: {problem}") from None
-    finally:
-        loader.dispose()
-
-
 # -- validation -------------------------------------------------------------------------------
 
 
 class _Checker:
-    def __init__(self, path: Path, entry: _Located) -> None:
+    def __init__(self, path: Path, entry: LineMap) -> None:
         self.path = path
         self.entry = entry
         self.name = entry.get("name", "?") if isinstance(entry, dict) else "?"
 
     def fail(self, message: str, key: str | None = None, line: int | None = None) -> RuleError:
         if line is None:
-            line = self.entry.key_lines[key][0] if key and key in self.entry.key_lines else self.entry.line
+            line = self.entry.key_lines[key] if key and key in self.entry.key_lines else self.entry.line
         return RuleError(f"{self.path}:{line}: rule '{self.name}': {message}")
 
     def get(self, key: str, kinds: type | tuple[type, ...], default: Any = None, required: bool = False) -> Any:
@@ -165,7 +115,7 @@ class _Checker:
         return value
 
     def pattern_line(self, binding_line: int) -> int:
-        line, node = self.entry.key_lines["pattern"]
+        node = self.entry.value_nodes["pattern"]
         if getattr(node, "style", None) in ("|", ">"):
             return node.start_mark.line + 1 + binding_line
         return node.start_mark.line + binding_line
@@ -178,7 +128,7 @@ def _suggest(word: str, options) -> str:
 
 def build_rule(path: Path, entry: Any) -> Rule:
     """Validate one rule entry and build the Rule. Raises RuleError naming file:line."""
-    if not isinstance(entry, _Located):
+    if not isinstance(entry, LineMap):
         raise RuleError(f"{path}: each entry of 'rules' must be a mapping")
     check = _Checker(path, entry)
     for key in entry:
@@ -395,15 +345,15 @@ def _examples(check: _Checker) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def load_rule_file(path: str | Path) -> list[Rule]:
     """All rules of one YAML file (a mapping with a 'rules' list)."""
     path = Path(path)
-    data = read_yaml(path)
-    if not isinstance(data, _Located) or "rules" not in data:
+    data = read_yaml(path, RuleError, "rule file")
+    if not isinstance(data, LineMap) or "rules" not in data:
         raise RuleError(f"{path}:1: a rule file is a mapping with a 'rules' list")
     extra = set(data) - {"rules"}
     if extra:
         key = sorted(extra)[0]
-        raise RuleError(f"{path}:{data.key_lines[key][0]}: unknown top-level field '{key}' (only 'rules')")
+        raise RuleError(f"{path}:{data.key_lines[key]}: unknown top-level field '{key}' (only 'rules')")
     if not isinstance(data["rules"], list):
-        raise RuleError(f"{path}:{data.key_lines['rules'][0]}: 'rules' must be a list")
+        raise RuleError(f"{path}:{data.key_lines['rules']}: 'rules' must be a list")
     return [build_rule(path, entry) for entry in data["rules"]]
 
 
