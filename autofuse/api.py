@@ -18,7 +18,7 @@ import onnx
 
 from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE
 from autofuse.candidates.rules.loader import Rule, library_files, load_rules
-from autofuse.cost.hardware import DEFAULT_TARGET, KNOWN_TARGETS, Hardware, load_profile
+from autofuse.cost.hardware import DEFAULT_TARGET, load_profile
 from autofuse.errors import InputError
 from autofuse.cost.model import bind_dims
 from autofuse.frontends.onnx import LoadedModel, concrete_shapes, load_onnx

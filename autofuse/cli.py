@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="0: nothing, 1: rules only, 2: + automatic fusion, 3: + MatMul epilogues and "
                              "multi-output groups (default 3)")
     parser.add_argument("-o", "--output-dir", metavar="OUTDIR",
-                        help="where to write model.onnx, report.json, report.md (default <input stem>_autofuse/)")
+                        help="where to write model.onnx, report.json, report.md, report.html "
+                             "(default <input stem>_autofuse/)")
     parser.add_argument("--target", default=DEFAULT_TARGET, metavar="NAME",
                         help=f"target chip profile: {', '.join(KNOWN_TARGETS)} (default {DEFAULT_TARGET})")
     parser.add_argument("--target-file", metavar="PROFILE.yaml", help="a hardware profile of your own (overrides --target)")
@@ -123,6 +124,11 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dims_text(dims: dict) -> str:
+    named = {k: v for k, v in dims.items() if not k.startswith("unk__")}
+    return ", ".join(f"{k}={v}" for k, v in named.items()) or "all static"
+
+
 def _summary(result: FuseResult, outdir: Path) -> str:
     r = result.report
     saved = r["kernels_before"] - r["kernels_after"]
@@ -133,7 +139,11 @@ def _summary(result: FuseResult, outdir: Path) -> str:
         f"  kernels  {r['kernels_before']:>7} -> {r['kernels_after']}{share}",
         f"  fused groups: {len(r['groups'])}, refused candidates: {len(r['rejected'])}",
     ]
+    totals = r.get("totals", {})
+    if totals.get("est_time_us_before") is not None and totals.get("est_time_us_after") is not None:
+        lines.append(f"  estimated time on {r['target']}: {totals['est_time_us_before']:.1f} us -> "
+                     f"{totals['est_time_us_after']:.1f} us (cost model, dims {_dims_text(totals.get('dims', {}))})")
     if r["verification"] is not None:
         lines.append(f"  verify: {'ok' if r['verification']['ok'] else 'MISMATCH'}: {r['verification']['summary']}")
-    lines.append(f"  wrote {outdir}/model.onnx, report.json, report.md")
+    lines.append(f"  wrote {outdir}/model.onnx, report.json, report.md, report.html")
     return "\n".join(lines)

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         matches, _ = find_matches(graph, RuleIndex(rules))
         match_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        result = fuse(model, opt_level=3, rules=[extra])
+        fuse(model, opt_level=3, rules=[extra])
         pass_seconds = time.perf_counter() - start
         library_only = fuse(model, opt_level=3)
     print(f"{len(rules)} rules: the library and {len(rules) - len(load_rule_set())} variants (half copies, half late-failing mutations)")

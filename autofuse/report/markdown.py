@@ -20,9 +20,43 @@ def render_markdown(report: dict) -> str:
         "",
     ]
     lines += _verification(report.get("verification"))
+    lines += _totals(report.get("totals") or {})
+    lines += _top_groups(report["groups"])
     lines += _groups(report["groups"])
     lines += _refusals(report["rejected"])
     return "\n".join(lines) + "\n"
+
+
+def _totals(totals: dict) -> list[str]:
+    if totals.get("est_time_us_before") is None:
+        return []
+    dims = ", ".join(f"{k}={v}" for k, v in totals.get("dims", {}).items() if not k.startswith("unk__"))
+    return [
+        f"Cost model (`{totals['target']}`, microseconds, symbolic dims {dims or 'none'}):",
+        "",
+        "| | before | after |",
+        "|---|---:|---:|",
+        f"| estimated time (us) | {totals['est_time_us_before']:,.1f} | {totals['est_time_us_after']:,.1f} |",
+        f"| HBM bytes | {_num(totals.get('hbm_bytes_before'))} | {_num(totals.get('hbm_bytes_after'))} |",
+        f"| HBM lower bound | | {_num(totals.get('hbm_lower_bound'))} |",
+        "",
+    ]
+
+
+def _top_groups(groups: list[dict], count: int = 10) -> list[str]:
+    priced = [g for g in groups if g.get("est_time_us_before") is not None and g.get("est_time_us_after") is not None]
+    if not priced:
+        return []
+    priced.sort(key=lambda g: g["est_time_us_after"] - g["est_time_us_before"])
+    lines = [f"## Top {min(count, len(priced))} groups by estimated time saved", "",
+             "| id | fused op | rule | us before | us after | saved | tile | UB used |", "|---|---|---|---:|---:|---:|---|---:|"]
+    for g in priced[:count]:
+        tile = g.get("tile") or {}
+        ub = f"{g['ub_bytes']:,} / {g['ub_capacity']:,}" if g.get("ub_bytes") and g.get("ub_capacity") else "-"
+        lines.append(f"| {g['id']} | {g['op_type']} | {g['rule'] or 'auto'} | {g['est_time_us_before']:.2f} | "
+                     f"{g['est_time_us_after']:.2f} | {g['est_time_us_before'] - g['est_time_us_after']:.2f} | "
+                     f"{tile.get('scheme', '-')} | {ub} |")
+    return lines + [""]
 
 
 def _verification(entry: dict | None) -> list[str]:
