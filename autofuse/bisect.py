@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import onnx
 
-from autofuse.api import DEFAULT_TARGET, KNOWN_TARGETS, fuse
+from autofuse.api import fuse
+from autofuse.cost.hardware import DEFAULT_TARGET, KNOWN_TARGETS
 from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE
 from autofuse.errors import VerificationError
 

@@ -218,8 +218,11 @@ class _Walk:
         # outputs nobody reads (dead code) starts nothing.
         if not self.graph.consumer_ids(node) and not any(o in self.graph.output_set for o in node.outputs):
             return False
-        return self.kernel[node.id] and op_class(node) not in (OpClass.VIEW, OpClass.METADATA, OpClass.INJECTIVE) \
-            or node.op_type in _ROW_LOCAL and self.kernel[node.id]
+        if not self.kernel[node.id]:
+            return False
+        # Data movement only ever starts a group when it moves data within rows; a transpose
+        # only joins a MatMul as its operand prologue.
+        return op_class(node) not in (OpClass.VIEW, OpClass.METADATA, OpClass.INJECTIVE) or node.op_type in _ROW_LOCAL
 
     def _consumer_groups(self, consumers: list[int]) -> list[_Group]:
         counts: dict[int, tuple[int, _Group]] = {}

@@ -48,10 +48,11 @@ def merge_around_matmuls(graph: Graph, candidates: list[Candidate], cap: int) ->
     groups = _absorb_row_permutes(graph, groups, cap)
     groups = _merge_rotary_pairs(graph, groups, cap)
     groups = _absorb_shape_work(graph, groups, cap)
-    return [g for g in groups if len(_cand(g).members) > 1]
+    return [g for g in groups if len(candidate_of(g).members) > 1]
 
 
-def _cand(item: Candidate | Merged) -> Candidate:
+def candidate_of(item: Candidate | Merged) -> Candidate:
+    """The candidate itself, or the merged candidate of a Merged."""
     return item.candidate if isinstance(item, Merged) else item
 
 
@@ -86,7 +87,7 @@ def _weight_key(graph: Graph, node: Node) -> tuple | None:
 def _merge_siblings(graph: Graph, groups: list, cap: int) -> list:
     by_key: dict[tuple, list[int]] = {}
     for index, item in enumerate(groups):
-        group = _cand(item)
+        group = candidate_of(item)
         matmuls = _matmuls(graph, group)
         if len(matmuls) != 1 or group.kind == "attention":
             continue
@@ -96,7 +97,7 @@ def _merge_siblings(graph: Graph, groups: list, cap: int) -> list:
     merged: set[int] = set()
     result = []
     for indices in by_key.values():
-        members = sum(len(_cand(groups[i]).members) for i in indices)
+        members = sum(len(candidate_of(groups[i]).members) for i in indices)
         if len(indices) < 2 or members > cap:
             continue
         merged.update(indices)
@@ -105,18 +106,18 @@ def _merge_siblings(graph: Graph, groups: list, cap: int) -> list:
 
 
 def _merge_epilogues(graph: Graph, groups: list, cap: int) -> list:
-    owner = {m: i for i, item in enumerate(groups) for m in _cand(item).members}
+    owner = {m: i for i, item in enumerate(groups) for m in candidate_of(item).members}
     absorbed: dict[int, int] = {}  # epilogue group index -> MatMul group index
     between: dict[int, frozenset[int]] = {}  # MatMul group index -> views between it and its epilogue
     for index, item in enumerate(groups):
-        group = _cand(item)
+        group = candidate_of(item)
         if not _matmuls(graph, group):
             continue
         found = _sole_consumer_group(graph, group, owner)
         if found is None or found[0] in absorbed:
             continue
         target, views = found
-        consumer = _cand(groups[target])
+        consumer = candidate_of(groups[target])
         if _matmuls(graph, consumer) or consumer.kind not in _EPILOGUE_KINDS:
             continue
         if len(group.members) + len(views) + len(consumer.members) <= cap:
@@ -128,8 +129,8 @@ def _merge_epilogues(graph: Graph, groups: list, cap: int) -> list:
         if index in absorbed:
             continue
         if index in heads:
-            epilogue = _cand(groups[heads[index]])
-            name = f"{_cand(item).op_name or 'MatMul'}{epilogue.op_name or 'Epilogue'}"
+            epilogue = candidate_of(groups[heads[index]])
+            name = f"{candidate_of(item).op_name or 'MatMul'}{epilogue.op_name or 'Epilogue'}"
             views = Candidate(between[index], "elementwise")
             result.append(_union([item, groups[heads[index]], views], name, rule=epilogue.rule))
         else:
@@ -147,8 +148,8 @@ def _keeps_last_axis(node: Node) -> bool:
 
 def _absorb_row_permutes(graph: Graph, groups: list, cap: int) -> list:
     result = list(groups)
-    taken = {m for item in result for m in _cand(item).members}
-    owner = {m: i for i, item in enumerate(result) for m in _cand(item).members}
+    taken = {m for item in result for m in candidate_of(item).members}
+    owner = {m: i for i, item in enumerate(result) for m in candidate_of(item).members}
     for node in graph.nodes:
         if node.id in taken or not _keeps_last_axis(node):
             continue
@@ -156,7 +157,7 @@ def _absorb_row_permutes(graph: Graph, groups: list, cap: int) -> list:
         if found is None:
             continue
         target, views = found
-        host = _cand(result[target])
+        host = candidate_of(result[target])
         if host.kind not in _ROW_WISE_KINDS or len(host.members) + 1 + len(views) > cap:
             continue
         extra = Candidate(frozenset({node.id}) | views, "elementwise")
@@ -169,10 +170,10 @@ def _absorb_row_permutes(graph: Graph, groups: list, cap: int) -> list:
 
 def _merge_rotary_pairs(graph: Graph, groups: list, cap: int) -> list:
     """Rotary groups whose inputs come from the same producing group become one kernel."""
-    owner = {m: i for i, item in enumerate(groups) for m in _cand(item).members}
+    owner = {m: i for i, item in enumerate(groups) for m in candidate_of(item).members}
     by_source: dict[tuple, list[int]] = {}
     for index, item in enumerate(groups):
-        group = _cand(item)
+        group = candidate_of(item)
         if group.kind != "rotary":
             continue
         sources = set()
@@ -186,11 +187,11 @@ def _merge_rotary_pairs(graph: Graph, groups: list, cap: int) -> list:
     merged: set[int] = set()
     extra = []
     for indices in by_source.values():
-        if len(indices) < 2 or sum(len(_cand(groups[i]).members) for i in indices) > cap:
+        if len(indices) < 2 or sum(len(candidate_of(groups[i]).members) for i in indices) > cap:
             continue
         merged.update(indices)
-        name = _cand(groups[indices[0]]).op_name or "Rotary"
-        extra.append(_union([groups[i] for i in indices], f"{name}Pair", rule=_cand(groups[indices[0]]).rule,
+        name = candidate_of(groups[indices[0]]).op_name or "Rotary"
+        extra.append(_union([groups[i] for i in indices], f"{name}Pair", rule=candidate_of(groups[indices[0]]).rule,
                             kind="rotary"))
     return [g for i, g in enumerate(groups) if i not in merged] + extra
 
@@ -210,25 +211,25 @@ def _view_source(graph: Graph, node_id: int, owner: dict[int, int]) -> int | Non
 def _absorb_shape_work(graph: Graph, groups: list, cap: int) -> list:
     shape_nodes = shape_value_nodes(graph)
     result = list(groups)
-    taken = {m for item in result for m in _cand(item).members}
-    units = [i for i, item in enumerate(result) if _cand(item).kind == "shape"]
+    taken = {m for item in result for m in candidate_of(item).members}
+    units = [i for i, item in enumerate(result) if candidate_of(item).kind == "shape"]
     lone = [Candidate(frozenset({n}), "shape") for n in sorted(shape_nodes) if n not in taken]
     result.extend(lone)
     units.extend(range(len(result) - len(lone), len(result)))
     # Latest first, so a chain of shape computations collapses into the group it finally feeds.
-    units.sort(key=lambda i: -max(_cand(result[i]).members))
+    units.sort(key=lambda i: -max(candidate_of(result[i]).members))
     merged_into: dict[int, int] = {}
     for unit in units:
-        owner = {m: i for i, item in enumerate(result) if i not in merged_into for m in _cand(item).members}
-        found = _sole_consumer_group(graph, _cand(result[unit]), owner)
+        owner = {m: i for i, item in enumerate(result) if i not in merged_into for m in candidate_of(item).members}
+        found = _sole_consumer_group(graph, candidate_of(result[unit]), owner)
         if found is None:
             continue
         target, views = found
-        if views or _cand(result[target]).kind == "shape":
+        if views or candidate_of(result[target]).kind == "shape":
             continue
-        if len(_cand(result[unit]).members) + len(_cand(result[target]).members) > cap:
+        if len(candidate_of(result[unit]).members) + len(candidate_of(result[target]).members) > cap:
             continue
-        host = _cand(result[target])
+        host = candidate_of(result[target])
         result[target] = _union([result[target], result[unit]], host.op_name or "", rule=host.rule, kind=host.kind)
         merged_into[unit] = target
     return [item for i, item in enumerate(result) if i not in merged_into]

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Mapping
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE, Candidate, Refusal, find_auto_candidates
@@ -21,7 +20,7 @@ from autofuse.ir.graph import Graph
 from autofuse.cost.hardware import Hardware
 from autofuse.cost.model import CostModel, UnknownShape, bind_dims, group_scheme
 from autofuse.cost.tiling import TileOverflow
-from autofuse.planner.merge import Merged, merge_around_matmuls
+from autofuse.planner.merge import Merged, candidate_of, merge_around_matmuls
 from autofuse.planner.pricing import Priced, price_candidates
 
 FUSED_DOMAIN = "ai.autofuse"
@@ -110,8 +109,8 @@ def plan_fusion(
     priced: dict[frozenset[int], Priced] = {}
     if model is not None:
         priced = {p.candidate.members: p for p in price_candidates(graph, model, items, boundary, refusals)}
-        items = [p.candidate for p in priced.values()]
-    groups = tuple(_number(graph, [_candidate(i) for i in items]))
+        items = [p.item for p in priced.values()]
+    groups = tuple(_number(graph, [candidate_of(i) for i in items]))
     check_partition(groups, graph)
     try:
         order = schedule(groups, graph)
@@ -120,21 +119,26 @@ def plan_fusion(
         groups = tuple(_number(graph, candidates))
         order = schedule(groups, graph)
     if disabled_groups:
-        unknown = sorted(disabled_groups - {g.id for g in groups})
-        if unknown:
-            raise InputError(f"--disable-fusion: no fused group {', '.join(unknown)} "
-                             f"(this plan has g0-g{len(groups) - 1})" if groups else
-                             f"--disable-fusion: this plan has no fused groups ({', '.join(unknown)})")
-        for group in groups:
-            if group.id in disabled_groups:
-                names = tuple(graph.nodes[m].name for m in group.members)
-                refusals.append(Refusal(names, DISABLED_BY_USER, f"fused group {group.id} switched off"))
-        groups = tuple(g for g in groups if g.id not in disabled_groups)
+        groups = _switch_off(graph, groups, disabled_groups, refusals)
         order = schedule(groups, graph)
     if model is None:
         return Plan(opt_level, groups, tuple(refusals), order)
     groups = tuple(_with_cost(graph, model, g, priced.get(frozenset(g.members))) for g in groups)
     return Plan(opt_level, groups, tuple(refusals), order, _totals(graph, model, groups))
+
+
+def _switch_off(graph: Graph, groups: tuple[FusionGroup, ...], disabled: frozenset[str],
+                refusals: list[Refusal]) -> tuple[FusionGroup, ...]:
+    """The plan without the groups the user switched off (`--disable-fusion`); ids unchanged."""
+    unknown = sorted(disabled - {g.id for g in groups})
+    if unknown:
+        have = f"this plan has g0-g{len(groups) - 1}" if groups else "this plan has no fused groups"
+        raise InputError(f"--disable-fusion: no fused group {', '.join(unknown)} ({have})")
+    for group in groups:
+        if group.id in disabled:
+            names = tuple(graph.nodes[m].name for m in group.members)
+            refusals.append(Refusal(names, DISABLED_BY_USER, f"fused group {group.id} switched off"))
+    return tuple(g for g in groups if g.id not in disabled)
 
 
 def _with_cost(graph: Graph, model: CostModel, group: FusionGroup, priced: Priced | None) -> FusionGroup:
@@ -181,10 +185,6 @@ def _totals(graph: Graph, model: CostModel, groups: tuple[FusionGroup, ...]) -> 
     }
 
 
-def _candidate(item: Candidate | Merged) -> Candidate:
-    return item.candidate if isinstance(item, Merged) else item
-
-
 def _without_cycles(graph: Graph, items: list[Candidate | Merged], refusals: list[Refusal]) -> list[Candidate]:
     """Undo merges, then drop groups, until contracting every group leaves the graph acyclic.
 
@@ -197,7 +197,7 @@ def _without_cycles(graph: Graph, items: list[Candidate | Merged], refusals: lis
 
     kept = list(items)
     while True:
-        owner = {m: i for i, item in enumerate(kept) for m in _candidate(item).members}
+        owner = {m: i for i, item in enumerate(kept) for m in candidate_of(item).members}
         contracted = nx.DiGraph()
         for node in graph.nodes:
             dst = owner.get(node.id, -1 - node.id)
@@ -207,7 +207,7 @@ def _without_cycles(graph: Graph, items: list[Candidate | Merged], refusals: lis
                     contracted.add_edge(src, dst)
         cyclic = [c for c in nx.strongly_connected_components(contracted) if len(c) > 1]
         if not cyclic:
-            return [_candidate(item) for item in kept]
+            return [candidate_of(item) for item in kept]
         split: dict[int, tuple[Candidate, ...]] = {}
         dropped: set[int] = set()
         for component in cyclic:

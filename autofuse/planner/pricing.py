@@ -8,14 +8,14 @@ turn; any other candidate that does not pay is refused with the numbers behind t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from autofuse.candidates.auto import Candidate, Refusal
 from autofuse.candidates.decision import NO_BENEFIT, UB_OVERFLOW, UNKNOWN_SHAPE
 from autofuse.cost.model import CostModel, Estimate, UnknownShape, group_scheme
 from autofuse.cost.tiling import TileOverflow
 from autofuse.ir.graph import Graph
-from autofuse.planner.merge import Merged
+from autofuse.planner.merge import Merged, candidate_of
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Priced:
     candidate: Candidate
     before: float  # microseconds, the members as separate kernels
     after: Estimate | None  # the group as one kernel (None: a rule's group that cannot be priced)
+    item: Candidate | Merged | None = None  # what was priced, merges kept (the cycle repair splits them)
 
 
 def price_candidates(graph: Graph, model: CostModel, items: list, boundary, refusals: list[Refusal]) -> list[Priced]:
@@ -32,12 +33,12 @@ def price_candidates(graph: Graph, model: CostModel, items: list, boundary, refu
     pending = list(items)
     while pending:
         item = pending.pop()
-        candidate = item.candidate if isinstance(item, Merged) else item
+        candidate = candidate_of(item)
         if len(candidate.members) < 2 and candidate.rule is None:
             continue  # a lone node left over from a split merge: not a fusion
         verdict = _price(graph, model, candidate, node_time, boundary)
         if isinstance(verdict, Priced):
-            kept.append(verdict)
+            kept.append(replace(verdict, item=item))
         elif isinstance(item, Merged):
             pending.extend(item.parts)  # the bigger group did not pay: try its parts
         else:
