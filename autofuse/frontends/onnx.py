@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
 from autofuse.errors import InputError
+from autofuse.frontends.shape_eval import evaluate_shapes
 from autofuse.frontends.shapes import complete_shapes
 from autofuse.ir.graph import Dim, Graph, Node, TensorType
 
@@ -291,7 +292,9 @@ def concrete_shapes(loaded: LoadedModel, dims: dict[str, int]) -> dict[str, tupl
         found = _tensor_type(info.type)
         if found is not None and found.shape is not None and all(isinstance(d, int) for d in found.shape):
             shapes[info.name] = found.shape  # type: ignore[assignment]
-    return shapes
+    # Shapes computed at run time (Shape -> Gather -> Concat -> Reshape, Where guards before Expand)
+    # that ONNX inference leaves unknown are evaluated exactly on the graph itself.
+    return evaluate_shapes(loaded.graph, shapes, loaded.graph.constant_values)
 
 
 def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
