@@ -277,12 +277,7 @@ def concrete_shapes(loaded: LoadedModel, dims: dict[str, int]) -> dict[str, tupl
     ONNX shape inference is re-run with the inputs made static, so that shape arithmetic
     (Shape -> Gather -> Concat -> Reshape) resolves to numbers. Values it still cannot size are
     left out (the cost model then falls back to the symbolic binding).
-
-    When every dim of every value is already a number or a dim the binding names, the binding
-    alone is exact and the second inference is skipped (an empty result means "use the binding").
     """
-    if _all_dims_bound(loaded.graph, dims):
-        return {}
     skeleton = _without_weights(loaded.model)
     for info in skeleton.graph.input:
         if info.type.WhichOneof("value") != "tensor_type":
@@ -300,16 +295,6 @@ def concrete_shapes(loaded: LoadedModel, dims: dict[str, int]) -> dict[str, tupl
     # Shapes computed at run time (Shape -> Gather -> Concat -> Reshape, Where guards before Expand)
     # that ONNX inference leaves unknown are evaluated exactly on the graph itself.
     return evaluate_shapes(loaded.graph, shapes, loaded.graph.constant_values)
-
-
-def _all_dims_bound(graph: Graph, dims: dict[str, int]) -> bool:
-    for kind in graph.values.values():
-        if kind.shape is None:
-            return False
-        for d in kind.shape:
-            if d is None or (isinstance(d, str) and d not in dims):
-                return False
-    return all(node.outputs and all(o in graph.values for o in node.outputs if o) for node in graph.nodes)
 
 
 def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
