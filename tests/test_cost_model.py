@@ -87,8 +87,9 @@ def test_swiglu_bytes_and_time_by_hand():
     cores = math.ceil(3 * n * 2 / (64 * KIB))  # 3 MiB moved -> 48 cores (capped)
     assert group["tile"]["cores"] == min(cores, A2.aiv_cores) == 48
     elements = group["tile"]["elements_per_tile"]
-    # fp16 in, computed in fp32 (two cast buffers), two double-buffered inputs and one output.
-    assert group["ub_bytes"] == elements * (2 * 2 * 2 + 2 * 2 + 4 * 2) + elements * 4 * 1 or group["ub_bytes"] > 0
+    # fp16 in, computed in fp32: two double-buffered fp16 inputs, one double-buffered fp16 output,
+    # two fp32 cast buffers, at least one fp32 temporary (each rounded up to 32 B blocks).
+    assert elements * (2 * 2 * 2 + 2 * 2 + 2 * 4 + 4) <= group["ub_bytes"] <= group["ub_capacity"]
     head = _by_hand_head(A2, 48 / A2.aiv_cores)
     memory = _by_hand_memory(A2, 3 * n * 2, elements * 2)
     compute = n * (8 + 1 + 1) / A2.vector_ops["float32"] * 1e6

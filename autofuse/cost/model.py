@@ -24,7 +24,7 @@ from autofuse.cost.hardware import Hardware
 from autofuse.cost.tiling import Tile, TileRequest, choose_tile, cores_for
 from autofuse.ir.graph import Graph, Node
 from autofuse.ops.axes import reduction_signature
-from autofuse.ops.table import OpClass, is_kernel, op_class
+from autofuse.ops.table import OpClass, is_kernel, node_bytes, op_class
 
 # Symbolic dims the user does not bind: batch-like names get 1, every other name this size.
 DEFAULT_SYMBOLIC_DIM = 128
@@ -201,10 +201,8 @@ class CostModel:
     def _price_node(self, node: Node) -> Estimate:
         if not self.kernel[node.id] or op_class(node) in (OpClass.VIEW, OpClass.METADATA):
             return NOTHING
-        try:
-            reads = self._node_reads(node)
-            writes = self._bytes(v for v in node.outputs if v)
-        except UnknownShape:
+        reads, writes = node_bytes(node, self.nbytes)
+        if reads is None or writes is None:
             return Estimate(math.nan, None)
         total = reads + writes
         if node.op_type in ("MatMul", "Gemm"):
@@ -223,16 +221,6 @@ class CostModel:
         compute = self.vector_us(self._node_ops(node, elements), self.graph.type_of(out).dtype)
         head = self.head_us(cores / self.hw.aiv_cores)
         return Estimate(head + max(memory, compute), total, head, memory, compute)
-
-    def _node_reads(self, node: Node) -> int:
-        total, seen = 0, set()
-        gathered = node.op_type in ("Gather", "GatherElements", "GatherND", "Slice")
-        for position, value in enumerate(node.inputs):
-            if not value or value in seen:
-                continue
-            seen.add(value)
-            total += self._bytes([node.outputs[0]] if gathered and position == 0 else [value])
-        return total
 
     def _node_ops(self, node: Node, elements: int) -> float:
         kind = op_class(node)

@@ -7,6 +7,7 @@ domains, and ops this table does not know, are OPAQUE: never fused, left exactly
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -124,12 +125,14 @@ def _sum(values: list[int | None]) -> int | None:
     return None if any(v is None for v in values) else sum(values)  # type: ignore[arg-type]
 
 
-def node_cost(node: Node, graph: Graph) -> NodeCost:
-    """Bytes read, bytes written and FLOPs of one node as a separate kernel."""
-    if not is_kernel(node, graph) or op_class(node) in (OpClass.VIEW, OpClass.METADATA):
-        return ZERO_COST
-    out_types = [graph.type_of(v) for v in node.outputs if v]
-    written = _sum([t.nbytes() for t in out_types])
+def node_bytes(node: Node, nbytes: Callable[[str], int | None]) -> tuple[int | None, int | None]:
+    """(bytes read, bytes written) of one node as its own kernel, with `nbytes` sizing a value.
+
+    Each distinct input is read once; a Gather or Slice reads only as much of its data operand
+    as it writes. None where `nbytes` cannot size a value.
+    """
+    outputs = [v for v in node.outputs if v]
+    written = _sum([nbytes(v) for v in outputs])
     sized = _READS_OUTPUT_SIZED.get(node.op_type)
     reads: list[int | None] = []
     seen: set[str] = set()
@@ -137,11 +140,16 @@ def node_cost(node: Node, graph: Graph) -> NodeCost:
         if not value or value in seen:
             continue
         seen.add(value)
-        if position == sized and out_types:
-            reads.append(out_types[0].nbytes())
-        else:
-            reads.append(graph.type_of(value).nbytes())
-    return NodeCost(_sum(reads), written, node_flops(node, graph))
+        reads.append(nbytes(outputs[0] if position == sized and outputs else value))
+    return _sum(reads), written
+
+
+def node_cost(node: Node, graph: Graph) -> NodeCost:
+    """Bytes read, bytes written and FLOPs of one node as a separate kernel (static shapes)."""
+    if not is_kernel(node, graph) or op_class(node) in (OpClass.VIEW, OpClass.METADATA):
+        return ZERO_COST
+    reads, written = node_bytes(node, lambda v: graph.type_of(v).nbytes())
+    return NodeCost(reads, written, node_flops(node, graph))
 
 
 def node_flops(node: Node, graph: Graph) -> int | None:
