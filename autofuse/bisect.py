@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import onnx
 
 from autofuse.api import fuse
-from autofuse.cost.hardware import DEFAULT_TARGET, KNOWN_TARGETS
+from autofuse.cost.hardware import DEFAULT_TARGET
 from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE
 from autofuse.errors import VerificationError
 
@@ -144,7 +144,7 @@ def bisect(
 # --- command line ------------------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
-    from autofuse.cli import _add_rule_options
+    from autofuse.cli import add_plan_options
 
     p = argparse.ArgumentParser(
         prog="autofuse bisect",
@@ -152,16 +152,7 @@ def parser() -> argparse.ArgumentParser:
                     "and the --disable-fusion options that fix it.",
     )
     p.add_argument("--input", required=True, metavar="PATH.onnx", help="the ONNX model to check")
-    p.add_argument("--opt-level", type=int, default=3, choices=range(4), metavar="0-3",
-                   help="as for autofuse (default 3)")
-    p.add_argument("--target", default=DEFAULT_TARGET, choices=KNOWN_TARGETS, metavar="NAME",
-                   help=f"target chip profile: {', '.join(KNOWN_TARGETS)} (default {DEFAULT_TARGET})")
-    p.add_argument("--max-group-size", type=int, default=DEFAULT_MAX_GROUP_SIZE, metavar="N",
-                   help=f"as for autofuse (default {DEFAULT_MAX_GROUP_SIZE})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random verification inputs")
-    _add_rule_options(p)
-    p.add_argument("--disable-rule", action="append", default=[], metavar="NAME",
-                   help="do not apply this rule (repeatable)")
+    add_plan_options(p)
     return p
 
 

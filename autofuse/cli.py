@@ -24,29 +24,35 @@ def _parser() -> argparse.ArgumentParser:
         description="Fuse operators of an ONNX model for Ascend NPUs and report what was fused and why.",
     )
     parser.add_argument("--input", required=True, metavar="PATH.onnx", help="the ONNX model to optimize")
-    parser.add_argument("--opt-level", type=int, default=3, choices=range(4), metavar="0-3",
-                        help="0: nothing, 1: rules only, 2: + automatic fusion, 3: + MatMul epilogues and "
-                             "multi-output groups (default 3)")
     parser.add_argument("-o", "--output-dir", metavar="OUTDIR",
                         help="where to write model.onnx, report.json, report.md, report.html "
                              "(default <input stem>_autofuse/)")
-    parser.add_argument("--target", default=DEFAULT_TARGET, metavar="NAME",
-                        help=f"target chip profile: {', '.join(KNOWN_TARGETS)} (default {DEFAULT_TARGET})")
+    add_plan_options(parser)
     parser.add_argument("--target-file", metavar="PROFILE.yaml", help="a hardware profile of your own (overrides --target)")
     parser.add_argument("--dims", type=_dims, default={}, metavar="NAME=N,...",
                         help="sizes of symbolic dims for the cost model (default: batch-like names 1, others 128)")
     parser.add_argument("--verify", action="store_true",
                         help="run original and rewritten model in onnxruntime and compare every output")
-    parser.add_argument("--max-group-size", type=int, default=DEFAULT_MAX_GROUP_SIZE, metavar="N",
-                        help=f"largest number of nodes in one fused group (default {DEFAULT_MAX_GROUP_SIZE})")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs used by --verify")
-    _add_rule_options(parser)
-    parser.add_argument("--disable-rule", action="append", default=[], metavar="NAME",
-                        help="do not apply this rule (repeatable)")
     parser.add_argument("--disable-fusion", action="append", default=[], metavar="ID",
                         help="leave the fused group with this id (g0, g1, ... in report.json) unfused; "
                              "other groups keep their ids (repeatable)")
     return parser
+
+
+def add_plan_options(parser: argparse.ArgumentParser) -> None:
+    """The options that decide the plan, shared by `autofuse` and `autofuse bisect` (so a bisect
+    plans exactly what the main command planned)."""
+    parser.add_argument("--opt-level", type=int, default=3, choices=range(4), metavar="0-3",
+                        help="0: nothing, 1: rules only, 2: + automatic fusion, 3: + MatMul epilogues, "
+                             "multi-output groups and group merges (default 3)")
+    parser.add_argument("--target", default=DEFAULT_TARGET, metavar="NAME",
+                        help=f"target chip profile: {', '.join(KNOWN_TARGETS)} (default {DEFAULT_TARGET})")
+    parser.add_argument("--max-group-size", type=int, default=DEFAULT_MAX_GROUP_SIZE, metavar="N",
+                        help=f"largest number of nodes in one fused group (default {DEFAULT_MAX_GROUP_SIZE})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs used for verification")
+    _add_rule_options(parser)
+    parser.add_argument("--disable-rule", action="append", default=[], metavar="NAME",
+                        help="do not apply this rule (repeatable)")
 
 
 def _add_rule_options(parser: argparse.ArgumentParser) -> None:
