@@ -123,6 +123,9 @@ class CostModel:
         self.static = dict(static or {})
         self.kernel = [is_kernel(n, graph) for n in graph.nodes]
         self._node_estimates: dict[int, Estimate] = {}
+        # Nodes with the same op, attributes and operand types cost the same: a stack of
+        # identical layers is priced once per distinct node, not once per node.
+        self._by_signature: dict[tuple, Estimate] = {}
 
     # -- sizes --------------------------------------------------------------------------------
 
@@ -201,6 +204,27 @@ class CostModel:
     def _price_node(self, node: Node) -> Estimate:
         if not self.kernel[node.id] or op_class(node) in (OpClass.VIEW, OpClass.METADATA):
             return NOTHING
+        key = self._signature(node)
+        if key is None:
+            return self._price_distinct(node)
+        found = self._by_signature.get(key)
+        if found is None:
+            found = self._by_signature[key] = self._price_distinct(node)
+        return found
+
+    def _signature(self, node: Node) -> tuple | None:
+        """What the price of `node` depends on, or None when an attribute is not hashable."""
+        attrs = tuple(node.attrs.items())
+        try:
+            hash(attrs)
+        except TypeError:
+            return None
+        operands = tuple((self.shape(v), self.graph.type_of(v).dtype, node.inputs.index(v)) if v else None
+                         for v in node.inputs)
+        results = tuple((self.shape(v), self.graph.type_of(v).dtype) if v else None for v in node.outputs)
+        return node.op_type, node.domain, attrs, operands, results
+
+    def _price_distinct(self, node: Node) -> Estimate:
         reads, writes = node_bytes(node, self.nbytes)
         if reads is None or writes is None:
             return Estimate(math.nan, None)

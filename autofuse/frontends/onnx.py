@@ -7,8 +7,9 @@ subgraphs survive untouched.
 """
 from __future__ import annotations
 
-import os
+import functools
 import heapq
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,6 +236,7 @@ def _to_node(node_id: int, proto: onnx.NodeProto, source_index: int) -> Node:
     )
 
 
+@functools.lru_cache(maxsize=None)
 def dtype_name(elem_type: int) -> str | None:
     """ONNX TensorProto element type -> numpy-style dtype name."""
     if elem_type == 0:
@@ -254,9 +256,22 @@ def _tensor_type(type_proto: onnx.TypeProto) -> TensorType | None:
 
 
 def _dim(dim: onnx.TensorShapeProto.Dimension) -> Dim:
-    if dim.HasField("dim_value"):
+    kind = dim.WhichOneof("value")
+    if kind == "dim_value":
         return dim.dim_value
-    return dim.dim_param or None
+    if kind == "dim_param":
+        return dim.dim_param or None
+    return None
+
+
+def _static_shape(type_proto: onnx.TypeProto) -> tuple[int, ...] | None:
+    """The shape when every dim is a number (None otherwise), without building a TensorType."""
+    if type_proto.WhichOneof("value") != "tensor_type" or not type_proto.tensor_type.HasField("shape"):
+        return None
+    dims = type_proto.tensor_type.shape.dim
+    if any(d.WhichOneof("value") != "dim_value" for d in dims):
+        return None
+    return tuple(d.dim_value for d in dims)
 
 
 def _value_types(model: onnx.ModelProto, source: str) -> dict[str, TensorType]:
@@ -289,9 +304,9 @@ def concrete_shapes(loaded: LoadedModel, dims: dict[str, int]) -> dict[str, tupl
     inferred = _infer_shapes(skeleton)
     shapes: dict[str, tuple[int, ...]] = {}
     for info in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
-        found = _tensor_type(info.type)
-        if found is not None and found.shape is not None and all(isinstance(d, int) for d in found.shape):
-            shapes[info.name] = found.shape  # type: ignore[assignment]
+        shape = _static_shape(info.type)
+        if shape is not None:
+            shapes[info.name] = shape
     # Shapes computed at run time (Shape -> Gather -> Concat -> Reshape, Where guards before Expand)
     # that ONNX inference leaves unknown are evaluated exactly on the graph itself.
     return evaluate_shapes(loaded.graph, shapes, loaded.graph.constant_values)

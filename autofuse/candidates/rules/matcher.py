@@ -88,6 +88,8 @@ class RuleIndex:
     by_anchor: dict[str, list[tuple[Rule, ...]]] = field(default_factory=dict)
     # Per rule name: the op types allowed to produce each root input (None: anything).
     root_needs: dict[str, list[frozenset[str] | None] | None] = field(default_factory=dict)
+    # Per rule name: the op types of the pattern's first levels, compiled (see _Outline).
+    outlines: dict[str, "_Outline | None"] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         shared: dict[tuple, list[Rule]] = {}
@@ -99,6 +101,7 @@ class RuleIndex:
             root = same[0].root.expr
             needs = [_required_ops(arg, same[0]) for arg in root.args] if isinstance(root, Call) else None
             self.root_needs[same[0].name] = needs
+            self.outlines[same[0].name] = _compile_outline(same[0], same[0].root.expr, _OUTLINE_DEPTH)
 
 
 def _pattern_key(rule: Rule) -> tuple:
@@ -118,7 +121,7 @@ def find_matches(graph: Graph, index: RuleIndex, *, trace: bool = False) -> tupl
         for same in index.by_anchor.get(node.op_type, ()):
             rule = same[0]
             if not trace and not (_may_match_here(index.root_needs[rule.name], node, producer_ops)
-                                  and _outline_fits(graph, rule, rule.root.expr, node.outputs[0], 3)):
+                                  and _fits(graph, index.outlines[rule.name], node.outputs[0])):
                 continue
             attempt = _Attempt(graph, rule)
             found = _match_at(attempt, node)
@@ -133,35 +136,76 @@ def find_matches(graph: Graph, index: RuleIndex, *, trace: bool = False) -> tupl
 # -- a cheap look before matching ----------------------------------------------------------------
 
 
-def _outline_fits(graph: Graph, rule: Rule, expr: Expr, value: str, depth: int) -> bool:
-    """Whether the op types along the pattern's first `depth` levels can fit at `value`.
+_OUTLINE_DEPTH = 3
+
+
+@dataclass(frozen=True)
+class _Outline:
+    """The op types a pattern allows along its first levels, without captures or attributes:
+    `ops` must produce the value (or, when `optional`, `skip` must fit the value itself), and
+    each of `args` must fit the matching input. Alternatives are a tuple of outlines, deduplicated
+    when compiled, so `Cast<to=1>(n) | Cast<to=10>(n) | n` costs two checks, not three."""
+
+    ops: frozenset[str]
+    args: tuple["_Outline | tuple[_Outline, ...] | None", ...]  # None: anything fits
+    commutative: bool
+    skip: "_Outline | tuple[_Outline, ...] | None" = None
+    optional: bool = False
+
+
+def _compile_outline(rule: Rule, expr: Expr, depth: int, seen: int = 0):
+    """The outline of `expr` to `depth` levels: an _Outline, a tuple of alternatives, or None
+    when anything fits (a capture, a constant, or a level beyond `depth`)."""
+    if isinstance(expr, Ref):
+        binding = rule.binding_by_name.get(expr.name)
+        return None if binding is None or seen > 64 else _compile_outline(rule, binding.expr, depth, seen + 1)
+    if isinstance(expr, Alt):
+        options = []
+        for option in expr.options:
+            compiled = _compile_outline(rule, option, depth, seen + 1)
+            if compiled is None:
+                return None  # one alternative accepts anything
+            for item in compiled if isinstance(compiled, tuple) else (compiled,):
+                if item not in options:
+                    options.append(item)
+        return options[0] if len(options) == 1 else tuple(options)
+    if not isinstance(expr, Call):
+        return None
+    skip = _compile_outline(rule, expr.args[0], depth, seen + 1) if expr.optional else None
+    if expr.optional and skip is None:
+        return None
+    args = tuple(_compile_outline(rule, a, depth - 1, seen + 1) if depth > 1 else None for a in expr.args)
+    commutative = len(expr.args) == 2 and bool(set(expr.ops) & COMMUTATIVE)
+    return _Outline(frozenset(expr.ops), args, commutative, skip, expr.optional)
+
+
+def _fits(graph: Graph, outline, value: str) -> bool:
+    """Whether the producers around `value` can fit `outline`.
 
     Stateless and without captures, so it only ever rejects what the full match would reject.
     """
-    if isinstance(expr, Alt):
-        return any(_outline_fits(graph, rule, o, value, depth) for o in expr.options)
-    if isinstance(expr, Ref):
-        binding = rule.binding_by_name.get(expr.name)
-        return binding is None or _outline_fits(graph, rule, binding.expr, value, depth)
-    if not isinstance(expr, Call):
+    if outline is None:
         return True
-    if expr.optional and _outline_fits(graph, rule, expr.args[0], value, depth):
+    if isinstance(outline, tuple):
+        return any(_fits(graph, o, value) for o in outline)
+    if outline.optional and _fits(graph, outline.skip, value):
         return True
     producer = graph.producer.get(value)
     if producer is None:
         return False
     node = graph.nodes[producer]
-    if node.op_type not in expr.ops:
+    if node.op_type not in outline.ops:
         return False
-    if depth <= 1:
-        return True
+    args = outline.args
+    if not any(a is not None for a in args):
+        return len([v for v in node.inputs if v]) >= len(args) or not args
     inputs = [v for v in node.inputs if v]
-    if len(inputs) < len(expr.args):
+    if len(inputs) < len(args):
         return False
-    orders = [inputs]
-    if node.op_type in COMMUTATIVE and len(expr.args) == 2:
-        orders.append([inputs[1], inputs[0]])
-    return any(all(_outline_fits(graph, rule, a, v, depth - 1) for a, v in zip(expr.args, order)) for order in orders)
+    if all(_fits(graph, a, v) for a, v in zip(args, inputs)):
+        return True
+    return (outline.commutative and node.op_type in COMMUTATIVE
+            and _fits(graph, args[0], inputs[1]) and _fits(graph, args[1], inputs[0]))
 
 
 def _producer_ops(graph: Graph) -> dict[str, str]:
