@@ -134,3 +134,91 @@ def test_disable_fusion_keeps_other_ids_and_reports_the_switch():
     assert partial["rejected_by_reason"] == {"disabled_by_user": 1}
     with pytest.raises(InputError, match="no fused group g7"):
         fuse(m, opt_level=2, use_library=False, disable_fusions=["g7"])
+
+
+def test_a_head_split_transpose_becomes_the_projections_strided_copy_out():
+    """MatMul -> Reshape to heads -> Transpose[0,2,1,3] read only by a later kernel: the permute
+    is the MatMul kernel's copy-out (one kernel), not a kernel of its own."""
+    from graphs import fused
+
+    result = fused(model("""
+    g (float[2, 3, 8] x) => (float[2, 2, 3, 4] y)
+      <float[8, 8] m = {W64}, int64[4] heads = {2, 3, 2, 4}> {
+      h = MatMul (x, m)
+      r = Reshape (h, heads)
+      t = Transpose <perm = [0, 2, 1, 3]> (r)
+      y = Softmax <axis = -1> (t)
+    }""".replace("W64", ", ".join(["0.25"] * 64))), level=3)
+    owner = {m: g["id"] for g in result.report["groups"] for m in g["members"]}
+    assert owner["Transpose_2"] == owner["MatMul_0"] and owner["Reshape_1"] == owner["MatMul_0"]
+    level2 = fused(model("""
+    g (float[2, 3, 8] x) => (float[2, 2, 3, 4] y) <float[8, 8] m = {W64}, int64[4] heads = {2, 3, 2, 4}> {
+      h = MatMul (x, m)
+      r = Reshape (h, heads)
+      t = Transpose <perm = [0, 2, 1, 3]> (r)
+      y = Softmax <axis = -1> (t)
+    }""".replace("W64", ", ".join(["0.25"] * 64))), level=2)
+    assert "Transpose_2" not in {m for g in level2.report["groups"] for m in g["members"]}
+
+
+# Two Reshape targets computed from one Shape read (TorchScript writes every view's shape this
+# way): Gather feeds both Concats, so neither chain has a single consuming kernel.
+SHAPE_CHAINS = """
+g (float[B, S, 8] x) => (float[B, S, 2, 4] y, float[B, S, 4, 2] z)
+  <int64 zero = {0}, int64 one = {1}, int64[1] ax = {0}, int64[2] h1 = {2, 4}, int64[2] h2 = {4, 2}> {
+  s = Shape (x)
+  b = Gather <axis = 0> (s, zero)
+  n = Gather <axis = 0> (s, one)
+  bu = Unsqueeze (b, ax)
+  nu = Unsqueeze (n, ax)
+  d1 = Concat <axis = 0> (bu, nu, h1)
+  d2 = Concat <axis = 0> (bu, nu, h2)
+  e = Exp (x)
+  r1 = Reshape (e, d1)
+  y = Relu (r1)
+  f = Neg (x)
+  r2 = Reshape (f, d2)
+  z = Sigmoid (r2)
+}
+"""
+
+
+def test_shape_arithmetic_shared_by_several_views_is_one_host_computation():
+    from graphs import fused
+
+    result = fused(model(SHAPE_CHAINS), level=3)
+    shape_groups = [g for g in result.report["groups"] if g["kind"] == "shape"]
+    assert len(shape_groups) == 1 and {"Gather_1", "Gather_2"} <= set(shape_groups[0]["members"])
+    # Each Concat and its Reshape join the kernel that reads the reshaped tensor.
+    owner = {m: g["id"] for g in result.report["groups"] for m in g["members"]}
+    assert owner["Concat_5"] == owner["Reshape_8"] == owner["Relu_9"]
+    assert owner["Concat_6"] == owner["Reshape_11"] == owner["Sigmoid_12"]
+
+
+def test_shape_chains_that_read_data_computed_from_each_other_stay_apart():
+    """The second Reshape's shape is read from data computed after the first Reshape: one host
+    group for both would feed itself through the data path (not convex)."""
+    from graphs import fused
+
+    result = fused(model("""
+    g (float[B, S, 8] x) => (float[B, S, 8] y)
+      <int64 zero = {0}, int64 one = {1}, int64[1] ax = {0}, int64[2] h1 = {2, 4}, int64[1] h2 = {8}> {
+      s = Shape (x)
+      b = Gather <axis = 0> (s, zero)
+      bu = Unsqueeze (b, ax)
+      n = Gather <axis = 0> (s, one)
+      nu = Unsqueeze (n, ax)
+      d1 = Concat <axis = 0> (bu, nu, h1)
+      r1 = Reshape (x, d1)
+      e = Exp (r1)
+      s2 = Shape (e)
+      b2 = Gather <axis = 0> (s2, zero)
+      b2u = Unsqueeze (b2, ax)
+      n2 = Gather <axis = 0> (s2, one)
+      n2u = Unsqueeze (n2, ax)
+      d2 = Concat <axis = 0> (b2u, n2u, h2)
+      r2 = Reshape (e, d2)
+      y = Relu (r2)
+    }"""), level=3)
+    owner = {m: g["id"] for g in result.report["groups"] for m in g["members"]}
+    assert owner.get("Concat_5") != owner.get("Concat_13") or "Concat_5" not in owner

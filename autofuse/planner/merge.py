@@ -7,12 +7,17 @@
    vector epilogue (bias, activation, SwiGLU, rotary embedding, a row norm): the MatMul result
    is not written out and read back by a separate kernel.
 3. A Transpose that keeps the last axis in place moves whole rows; feeding one row-wise group
-   (a norm, a rotary embedding, elementwise work) it becomes that kernel's strided copy-in.
+   (a norm, a rotary embedding, elementwise work) it becomes that kernel's strided copy-in, and
+   otherwise, reading the sole result of a group (a projection split into heads), that
+   kernel's strided copy-out.
 4. The rotary embeddings of q and k computed from the same projection become one kernel (as
    torch_npu.npu_apply_rotary_pos_emb does both at once).
 5. Shape arithmetic (see candidates/shape_values.py) whose results feed exactly one group joins
    it as a host-side prologue: it only ever reads shapes, which the kernel's host tiling code
-   computes anyway.
+   computes anyway. The shape arithmetic left over (it feeds several groups, or reaches them
+   through a Reshape) becomes one host-side computation per connected chain: the TorchScript
+   exporter re-derives every head view's shape from Shape(x) and would otherwise leave a dozen
+   small pieces per layer.
 A group that takes in other work than its rule matched is no longer a call-through to the
 rule's CANN op: its lowering becomes our own template.
 Merged groups remember their parts: if the plan's final acyclicity check finds a merge in a
@@ -48,6 +53,7 @@ def merge_around_matmuls(graph: Graph, candidates: list[Candidate], cap: int) ->
     groups = _absorb_row_permutes(graph, groups, cap)
     groups = _merge_rotary_pairs(graph, groups, cap)
     groups = _absorb_shape_work(graph, groups, cap)
+    groups = _join_shape_chains(graph, groups)
     return [g for g in groups if len(candidate_of(g).members) > 1]
 
 
@@ -154,11 +160,14 @@ def _absorb_row_permutes(graph: Graph, groups: list, cap: int) -> list:
         if node.id in taken or not _keeps_last_axis(node):
             continue
         found = _sole_consumer_group(graph, Candidate(frozenset({node.id}), "elementwise"), owner)
+        if found is not None and candidate_of(result[found[0]]).kind not in _ROW_WISE_KINDS:
+            found = None
+        found = found or _sole_producer_group(graph, node, owner)
         if found is None:
             continue
         target, views = found
         host = candidate_of(result[target])
-        if host.kind not in _ROW_WISE_KINDS or len(host.members) + 1 + len(views) > cap:
+        if host.kind not in _ROW_WRITING_KINDS or len(host.members) + 1 + len(views) > cap:
             continue
         extra = Candidate(frozenset({node.id}) | views, "elementwise")
         result[target] = _union([result[target], extra], host.op_name or "", rule=host.rule, kind=host.kind)
@@ -166,6 +175,31 @@ def _absorb_row_permutes(graph: Graph, groups: list, cap: int) -> list:
             owner[m] = target
             taken.add(m)
     return result
+
+
+# Groups that may write their result through a row permute (a strided copy-out of whole rows).
+_ROW_WRITING_KINDS = _ROW_WISE_KINDS | {"matmul_epilogue"}
+
+
+def _sole_producer_group(graph: Graph, node: Node, owner: dict[int, int]) -> tuple[int, frozenset[int]] | None:
+    """The group whose result this Transpose alone reads, through ungrouped views that nothing
+    else reads: the permute then becomes that group's strided copy-out."""
+    views: set[int] = set()
+    value = node.inputs[0] if node.inputs else ""
+    for _ in range(8):
+        if value in graph.output_set or len(graph.consumers.get(value, ())) != 1:
+            return None
+        producer = graph.producer.get(value)
+        if producer is None:
+            return None
+        if producer in owner:
+            return owner[producer], frozenset(views)
+        upstream = graph.nodes[producer]
+        if op_class(upstream) != OpClass.VIEW or not upstream.inputs:
+            return None
+        views.add(producer)
+        value = upstream.inputs[0]
+    return None
 
 
 def _merge_rotary_pairs(graph: Graph, groups: list, cap: int) -> list:
@@ -225,14 +259,87 @@ def _absorb_shape_work(graph: Graph, groups: list, cap: int) -> list:
         if found is None:
             continue
         target, views = found
-        if views or candidate_of(result[target]).kind == "shape":
-            continue
-        if len(candidate_of(result[unit]).members) + len(candidate_of(result[target]).members) > cap:
-            continue
         host = candidate_of(result[target])
-        result[target] = _union([result[target], result[unit]], host.op_name or "", rule=host.rule, kind=host.kind)
+        if host.kind == "shape" or len(candidate_of(result[unit]).members) + len(host.members) > cap:
+            continue
+        # A Reshape between the two joins too (the kernel reads its operand through the new shape),
+        # unless that would route a path out of the group and back in.
+        parts = [result[target], result[unit]]
+        if views:
+            union = host.members | candidate_of(result[unit]).members | views
+            if len(union) > cap or not is_convex(graph, union):
+                continue
+            parts.append(Candidate(views, "elementwise"))
+        result[target] = _union(parts, host.op_name or "", rule=host.rule, kind=host.kind)
         merged_into[unit] = target
     return [item for i, item in enumerate(result) if i not in merged_into]
+
+
+def _join_shape_chains(graph: Graph, groups: list) -> list:
+    """Shape groups linked by a value one computes and another reads (or by reading the same
+    Shape result) become one host group, in topological order, as long as the union stays
+    convex (a chain that reads the shape of data computed from its own results is cut there).
+    Host work has no kernel size, so no cap."""
+    units = sorted((i for i, item in enumerate(groups) if candidate_of(item).kind == "shape"),
+                   key=lambda i: min(candidate_of(groups[i]).members))
+    owner = {m: i for i in units for m in candidate_of(groups[i]).members}
+    joined: dict[int, int] = {}  # unit -> the unit it was joined into
+
+    def root(i: int) -> int:
+        while i in joined:
+            i = joined[i]
+        return i
+
+    members = {i: set(candidate_of(groups[i]).members) for i in units}
+    shape_reader: dict[str, int] = {}  # a Shape/Size result -> the first unit reading it
+    for unit in units:
+        feeders = set()
+        for m in candidate_of(groups[unit]).members:
+            for v in graph.nodes[m].all_inputs:
+                p = graph.producer.get(v)
+                if p is None:
+                    continue
+                if p in owner:
+                    feeders.add(root(owner[p]))
+                elif graph.nodes[p].op_type in ("Shape", "Size"):
+                    feeders.add(root(shape_reader.setdefault(v, unit)))
+        feeders.discard(unit)
+        for target in sorted(feeders, key=lambda i: min(members[i])):
+            union = frozenset(members[target] | members[unit])
+            if not is_convex(graph, union):
+                continue
+            members[target] = set(union)
+            joined[unit] = target
+            break
+    if not joined:
+        return groups
+    parts: dict[int, list] = {}
+    for unit in units:
+        parts.setdefault(root(unit), []).append(groups[unit])
+    result = []
+    for i, item in enumerate(groups):
+        if i in joined:
+            continue
+        if i in parts and len(parts[i]) > 1:
+            item = _union(parts[i], "", kind="shape")
+        result.append(item)
+    return result
+
+
+def is_convex(graph: Graph, members: frozenset[int]) -> bool:
+    """No path leaves `members` and comes back (searched up to the last member's position)."""
+    last = max(members)
+    stack = [c for m in members for c in graph.consumer_ids(graph.nodes[m]) if c not in members and c < last]
+    seen = set(stack)
+    while stack:
+        current = stack.pop()
+        for nxt in graph.consumer_ids(graph.nodes[current]):
+            if nxt in members:
+                return False
+            if nxt < last and nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return True
 
 
 def _sole_consumer_group(graph: Graph, group: Candidate, owner: dict[int, int]) -> tuple[int, frozenset[int]] | None:

@@ -15,12 +15,14 @@ from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE, Candidate, Refusal,
 from autofuse.candidates.decision import DISABLED_BY_USER, GROUP_TOO_LARGE, OVERLAPPING_MATCH, WOULD_CREATE_CYCLE
 from autofuse.candidates.rules.loader import Rule
 from autofuse.candidates.rules.matcher import Match, RuleIndex, find_matches
+from autofuse.candidates.shape_values import shape_value_nodes
 from autofuse.errors import InputError, PlanInvariantError
 from autofuse.ir.graph import Graph
+from autofuse.ops.table import is_kernel
 from autofuse.cost.hardware import Hardware
 from autofuse.cost.model import CostModel, UnknownShape, bind_dims, group_scheme
 from autofuse.cost.tiling import TileOverflow
-from autofuse.planner.merge import Merged, candidate_of, merge_around_matmuls
+from autofuse.planner.merge import Merged, candidate_of, is_convex, merge_around_matmuls
 from autofuse.planner.pricing import Priced, price_candidates
 
 FUSED_DOMAIN = "ai.autofuse"
@@ -234,8 +236,15 @@ def _without_cycles(graph: Graph, items: list[Candidate | Merged], refusals: lis
 def select_matches(
     graph: Graph, matches: list[Match], disabled: frozenset[str], cap: int, refusals: list[Refusal],
 ) -> list[Candidate]:
-    """Choose non-overlapping rule matches: higher priority first, then bigger, then earlier."""
+    """Choose non-overlapping rule matches: higher priority first, then bigger, then earlier.
+
+    The size cap bounds the work of one kernel, so a match is measured by its members that do
+    work: constants, views and the shape arithmetic an exporter writes around a block (the
+    TorchScript exporter's grouped-query attention is 100 nodes, most of them shape reads)
+    do not count.
+    """
     chosen: list[Candidate] = []
+    shape_nodes: set[int] | None = None
     taken: dict[int, str] = {}
     for match in sorted(matches, key=lambda m: (-m.rule.priority, -len(m.nodes), m.root)):
         names = tuple(graph.nodes[i].name for i in sorted(match.nodes))
@@ -250,8 +259,13 @@ def select_matches(
                                     f"'{taken[overlap[0]]}' match"))
             continue
         if len(match.nodes) > cap:
-            refusals.append(Refusal(names, GROUP_TOO_LARGE, f"rule '{rule}' matched {len(match.nodes)} nodes (cap {cap})"))
-            continue
+            if shape_nodes is None:
+                shape_nodes = shape_value_nodes(graph)
+            work = sum(1 for i in match.nodes if i not in shape_nodes and is_kernel(graph.nodes[i], graph))
+            if work > cap:
+                refusals.append(Refusal(names, GROUP_TOO_LARGE,
+                                        f"rule '{rule}' matched {work} nodes that do work (cap {cap})"))
+                continue
         if not is_convex(graph, match.nodes):
             refusals.append(Refusal(names, WOULD_CREATE_CYCLE, f"rule '{rule}': a path leaves the match and comes back"))
             continue
@@ -261,22 +275,6 @@ def select_matches(
         chosen.append(Candidate(match.nodes, match.rule.kind, rule, match.rule.fused_op, inputs, attributes,
                                 match.rule.lowering.get("ascendc")))
     return chosen
-
-
-def is_convex(graph: Graph, members: frozenset[int]) -> bool:
-    """No path leaves `members` and comes back (searched up to the last member's position)."""
-    last = max(members)
-    stack = [c for m in members for c in graph.consumer_ids(graph.nodes[m]) if c not in members and c < last]
-    seen = set(stack)
-    while stack:
-        current = stack.pop()
-        for nxt in graph.consumer_ids(graph.nodes[current]):
-            if nxt in members:
-                return False
-            if nxt < last and nxt not in seen:
-                seen.add(nxt)
-                stack.append(nxt)
-    return True
 
 
 def _number(graph: Graph, candidates: list[Candidate]) -> list[FusionGroup]:

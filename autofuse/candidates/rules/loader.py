@@ -78,14 +78,18 @@ class Rule:
     @property
     def anchors(self) -> frozenset[str]:
         """Op types a node must have for the rule to be tried there (the root's ops)."""
-        return frozenset(_root_ops(self.root.expr))
+        return frozenset(_root_ops(self.root.expr, self.binding_by_name))
 
 
-def _root_ops(expr: Expr) -> set[str]:
+def _root_ops(expr: Expr, bindings: dict[str, Binding], depth: int = 0) -> set[str]:
+    """Op types that can produce the value `expr` matches, through alternatives and the
+    bindings an alternative names (`y = Transpose(o) | o`)."""
     if isinstance(expr, Call):
         return set(expr.ops)
     if isinstance(expr, Alt):
-        return {op for option in expr.options for op in _root_ops(option)}
+        return {op for option in expr.options for op in _root_ops(option, bindings, depth + 1)}
+    if isinstance(expr, Ref) and expr.name in bindings and depth < 16:
+        return _root_ops(bindings[expr.name].expr, bindings, depth + 1)
     return set()
 
 
@@ -184,7 +188,7 @@ def _parse(check: _Checker) -> list[Binding]:
                 raise check.fail(f"unknown op '{op}'{_suggest(op, OP_CLASS)}",
                                  line=check.pattern_line(binding.line))
     root = bindings[-1].expr
-    if not _root_ops(root) or (isinstance(root, Call) and root.optional):
+    if not _root_ops(root, seen) or (isinstance(root, Call) and root.optional):
         raise check.fail("the last pattern line (the root) must be an op, not a name or an optional op",
                          line=check.pattern_line(bindings[-1].line))
     return bindings
