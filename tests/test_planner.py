@@ -222,3 +222,51 @@ def test_shape_chains_that_read_data_computed_from_each_other_stay_apart():
     }"""), level=3)
     owner = {m: g["id"] for g in result.report["groups"] for m in g["members"]}
     assert owner.get("Concat_5") != owner.get("Concat_13") or "Concat_5" not in owner
+
+
+# -- rules and automatic fusion compete ------------------------------------------------------------
+
+CHAIN = """
+g (float[64, 4096] x) => (float[64, 4096] y) {
+  a = Neg (x)
+  b = Exp (a)
+  c = Relu (b)
+  y = Sigmoid (c)
+}
+"""
+
+
+def _rule_file(tmp_path, pattern: str) -> str:
+    path = tmp_path / "probe.yaml"
+    path.write_text(
+        "rules:\n  - name: probe\n    kind: elementwise\n    pattern: |\n      " + pattern + "\n"
+        "    inputs: [x]\n    fused_op: {name: Probe}\n    lowering: {ascendc: elementwise}\n"
+        "    examples:\n      match: ['g (float[2] x) => (float[2] y) { b = Exp (x)\n y = Relu (b) }']\n"
+        "      near_miss: ['g (float[2] x) => (float[2] y) { y = Exp (x) }']\n")
+    return str(path)
+
+
+def test_automatic_fusion_that_saves_more_takes_a_rule_match_and_keeps_its_name(tmp_path):
+    """The rule covers Exp -> Relu in the middle of a 4-op chain: with it fixed, Neg and Sigmoid
+    are left alone (3 kernels); automatic fusion alone makes the chain one kernel. The one
+    kernel wins, and since it holds the whole match it still says which rule's block it is."""
+    from graphs import fused
+
+    rules = [_rule_file(tmp_path, "y = Relu(Exp(x))")]
+    alone = fused(model(CHAIN), level=2, use_library=False, rules=rules, target="ascend910b")
+    (group,) = alone.report["groups"]
+    assert sorted(group["members"]) == ["Exp_1", "Neg_0", "Relu_2", "Sigmoid_3"] and group["rule"] == "probe"
+    assert alone.report["kernels_after"] == 1
+    # At level 1 there is no automatic fusion to compete: the rule's match is what fuses.
+    only_rules = fused(model(CHAIN), level=1, use_library=False, rules=rules, target="ascend910b")
+    assert [sorted(g["members"]) for g in only_rules.report["groups"]] == [["Exp_1", "Relu_2"]]
+
+
+def test_a_rule_that_saves_as_much_as_automatic_fusion_stays(tmp_path):
+    from graphs import fused
+
+    rules = [_rule_file(tmp_path, "y = Sigmoid(Relu(Exp(Neg(x))))")]
+    result = fused(model(CHAIN), level=3, use_library=False, rules=rules, target="ascend910b")
+    (group,) = result.report["groups"]
+    assert group["rule"] == "probe" and group["op_type"].startswith("Probe")
+    assert "automatic_grouping_saves_more" not in {r["reason"] for r in result.report["rejected"]}

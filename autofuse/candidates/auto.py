@@ -12,6 +12,7 @@ last node ids, so the walk is near-linear in graph size for the local structure 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from autofuse.candidates import decision as why
@@ -97,6 +98,12 @@ def find_auto_candidates(
     return _Walk(graph, opt_level, max_group_size, fixed).run()
 
 
+@functools.lru_cache(maxsize=4096)
+def _broadcast_pair(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> tuple[Dim, ...]:
+    """broadcast_shapes of two spaces; a stack of layers asks about the same few pairs."""
+    return broadcast_shapes([a, b])
+
+
 class _Walk:
     def __init__(self, graph: Graph, opt_level: int, cap: int, fixed: tuple[frozenset[int], ...]) -> None:
         self.graph = graph
@@ -111,6 +118,7 @@ class _Walk:
         self.kernel = [is_kernel(n, graph) for n in graph.nodes]
         self.shape_nodes = shape_value_nodes(graph) if opt_level >= 3 else set()
         self.numel_class = _numel_classes(graph)
+        self._spaces: dict[int, tuple[Dim, ...] | None] = {}
 
     def run(self) -> AutoGrouping:
         for node in reversed(self.graph.nodes):
@@ -325,7 +333,7 @@ class _Walk:
             return None
         if a == b:
             return a
-        joint = broadcast_shapes([a, b])
+        joint = _broadcast_pair(a, b)
         if joint == a or joint == b:
             return joint
         key_a, key_b = numel_key(a), numel_key(b)
@@ -341,6 +349,11 @@ class _Walk:
 
     def _space(self, node: Node) -> tuple[Dim, ...] | None:
         """The iteration space of one node: its input rows for a reduction, else its output."""
+        if node.id not in self._spaces:
+            self._spaces[node.id] = self._node_space(node)
+        return self._spaces[node.id]
+
+    def _node_space(self, node: Node) -> tuple[Dim, ...] | None:
         if op_class(node) in (OpClass.REDUCTION, OpClass.NORMALIZATION):
             signature = reduction_signature(node, self.graph)
             return None if signature is None else signature.shape

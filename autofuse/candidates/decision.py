@@ -21,6 +21,7 @@ DISABLED_BY_USER = "disabled_by_user"
 NO_BENEFIT = "no_benefit"
 UB_OVERFLOW = "ub_overflow"
 OVERLAPPING_MATCH = "overlapping_match"
+AUTOMATIC_SAVES_MORE = "automatic_grouping_saves_more"
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,9 @@ def _topological_order(graph: onnx.GraphProto, source: str) -> list[int]:
             if out:
                 producer[out] = i
     needs = [_needed_values(node) for node in graph.node]
+    if _already_sorted(graph, needs, available):
+        _check_outputs(graph, available, producer, source)
+        return list(range(len(graph.node)))
     waiting = [0] * len(graph.node)
     readers: dict[str, list[int]] = {}
     for i, values in enumerate(needs):
@@ -190,10 +193,25 @@ def _topological_order(graph: onnx.GraphProto, source: str) -> list[int]:
         raise InputError(
             f"{source}: the graph has a cycle through {_describe(graph.node[stuck], stuck)}"
         )
+    _check_outputs(graph, available, producer, source)
+    return order
+
+
+def _already_sorted(graph: onnx.GraphProto, needs: list[list[str]], available: set[str]) -> bool:
+    """Whether every node reads only values defined before it (exporters write sorted graphs;
+    this one pass then stands for the sort, which also finds dangling inputs and cycles)."""
+    defined = set(available)
+    for node, values in zip(graph.node, needs):
+        if not defined.issuperset(values):
+            return False
+        defined.update(node.output)
+    return True
+
+
+def _check_outputs(graph: onnx.GraphProto, available: set[str], producer: dict[str, int], source: str) -> None:
     for out in graph.output:
         if out.name not in available and out.name not in producer:
             raise InputError(f"{source}: graph output '{out.name}' is not produced by any node")
-    return order
 
 
 # -- nodes and values -------------------------------------------------------------------------

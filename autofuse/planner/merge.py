@@ -54,7 +54,9 @@ def merge_around_matmuls(graph: Graph, candidates: list[Candidate], cap: int) ->
     groups = _merge_rotary_pairs(graph, groups, cap)
     groups = _absorb_shape_work(graph, groups, cap)
     groups = _join_shape_chains(graph, groups)
-    return [g for g in groups if len(candidate_of(g).members) > 1]
+    # A lone node is no fusion, unless a rule named it (one op that is a known block, such as an
+    # ONNX Attention node: it keeps its rule's lowering).
+    return [g for g in groups if len(candidate_of(g).members) > 1 or candidate_of(g).rule]
 
 
 def candidate_of(item: Candidate | Merged) -> Candidate:

@@ -11,8 +11,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE, Candidate, Refusal, find_auto_candidates
-from autofuse.candidates.decision import DISABLED_BY_USER, GROUP_TOO_LARGE, OVERLAPPING_MATCH, WOULD_CREATE_CYCLE
+from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE, AutoGrouping, Candidate, Refusal, find_auto_candidates
+from autofuse.candidates.decision import (AUTOMATIC_SAVES_MORE, DISABLED_BY_USER, GROUP_TOO_LARGE, OVERLAPPING_MATCH,
+                                          WOULD_CREATE_CYCLE)
 from autofuse.candidates.rules.loader import Rule
 from autofuse.candidates.rules.matcher import Match, RuleIndex, find_matches
 from autofuse.candidates.shape_values import shape_value_nodes
@@ -23,7 +24,7 @@ from autofuse.cost.hardware import Hardware
 from autofuse.cost.model import CostModel, UnknownShape, bind_dims, group_scheme
 from autofuse.cost.tiling import TileOverflow
 from autofuse.planner.merge import Merged, candidate_of, is_convex, merge_around_matmuls
-from autofuse.planner.pricing import Priced, price_candidates
+from autofuse.planner.pricing import Priced, price_candidates, saving_us
 
 FUSED_DOMAIN = "ai.autofuse"
 _KIND_NAMES = {
@@ -87,12 +88,17 @@ def plan_fusion(
     hardware: Hardware | None = None,
     dims: Mapping[str, int] | None = None,
     static_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    keep_rules: frozenset[str] = frozenset(),
 ) -> Plan:
     """Choose the fused groups for `graph` at `opt_level`.
 
-    0: nothing. 1: rule matches only. 2-3: rule matches first, then automatic grouping over the
-    nodes no rule took. Groups whose id is in `disabled_groups` are planned as usual and then left
-    unfused, so every other group keeps its id (what `autofuse bisect` relies on).
+    0: nothing. 1: rule matches only. 2-3: rule matches, then automatic grouping over the nodes
+    no rule took; with a target, a rule match competes with the automatic grouping of the same
+    nodes first (see _compete). Groups whose id is in `disabled_groups` are planned as usual and then left
+    unfused, so every other group keeps its id (what `autofuse bisect` relies on). Matches of
+    the rules in `keep_rules` stay exactly as matched: they do not compete, merge or get refused
+    for want of benefit (the PyTorch path lowers them to one torch_npu op each, which only pays
+    as the whole block).
     """
     if not 0 <= opt_level <= 3:
         raise ValueError(f"opt_level must be 0-3, got {opt_level}")
@@ -101,16 +107,25 @@ def plan_fusion(
     if opt_level >= 1 and rules:
         matches, _ = find_matches(graph, RuleIndex(list(rules)))
         from_rules = select_matches(graph, matches, disabled_rules, max_group_size, refusals)
-    auto = find_auto_candidates(graph, opt_level, max_group_size=max_group_size,
-                                fixed=tuple(c.members for c in from_rules))
+    model = CostModel(graph, hardware, bind_dims(graph, dims), static_shapes) if hardware is not None else None
+    merged = None
+    if model is not None and opt_level >= 2 and from_rules:
+        from_rules, auto, merged = _compete(graph, model, opt_level, max_group_size, from_rules, refusals, keep_rules)
+    else:
+        auto = find_auto_candidates(graph, opt_level, max_group_size=max_group_size,
+                                    fixed=tuple(c.members for c in from_rules))
     refusals.extend(auto.refusals)
     items: list[Candidate | Merged] = list(from_rules + auto.candidates)
     if opt_level >= 3:
-        items = merge_around_matmuls(graph, list(items), max_group_size)
-    model = CostModel(graph, hardware, bind_dims(graph, dims), static_shapes) if hardware is not None else None
+        if merged is None:
+            kept = [i for i in items if candidate_of(i).rule in keep_rules]
+            merged = kept + merge_around_matmuls(graph, [i for i in items if candidate_of(i).rule not in keep_rules],
+                                                 max_group_size)
+        items = merged
     priced: dict[frozenset[int], Priced] = {}
     if model is not None:
-        priced = {p.candidate.members: p for p in price_candidates(graph, model, items, boundary, refusals)}
+        priced = {p.candidate.members: p for p in price_candidates(graph, model, items, boundary, refusals,
+                                                                   keep_rules)}
         items = [p.item for p in priced.values()]
     groups = tuple(_number(graph, [candidate_of(i) for i in items]))
     check_partition(groups, graph)
@@ -231,6 +246,97 @@ def _without_cycles(graph: Graph, items: list[Candidate | Merged], refusals: lis
             elif i not in dropped:
                 rebuilt.append(item)
         kept = rebuilt
+
+
+def _compete(graph: Graph, model: CostModel, opt_level: int, cap: int, from_rules: list[Candidate],
+             refusals: list[Refusal], keep: frozenset[str]) -> tuple[list[Candidate], AutoGrouping, list | None]:
+    """Rule matches against what automatic fusion would do with the same nodes.
+
+    Two plans are laid side by side: the rule matches with automatic fusion around them, and
+    automatic fusion alone (each with the level-3 merges). Groups of the two that share nodes
+    form regions; in a region holding rule matches, the rules stay unless automatic fusion alone
+    saves more estimated time there. Then the region's matches are refused with both numbers,
+    and automatic fusion takes their nodes. Returns the rules kept, the automatic grouping
+    around them, and the level-3 merges of the two when they are already known.
+    """
+    around = find_auto_candidates(graph, opt_level, max_group_size=cap, fixed=tuple(c.members for c in from_rules))
+    # Automatic fusion alone differs only next to the rules: groups that do not touch a match are
+    # kept as they are (fixed), and the walk regroups the matches' nodes and their neighbours.
+    ruled = {m for c in from_rules for m in c.members}
+    untouched = [a for a in around.candidates if not any(
+        p in ruled for m in a.members for p in (*graph.producer_ids(graph.nodes[m]), *graph.consumer_ids(graph.nodes[m])))]
+    free = find_auto_candidates(graph, opt_level, max_group_size=cap, fixed=tuple(a.members for a in untouched))
+    kept_as_matched = [c for c in from_rules if c.rule in keep]
+    ours: list = [c for c in from_rules if c.rule not in keep] + list(around.candidates)
+    theirs: list = list(untouched) + list(free.candidates)
+    if opt_level >= 3:
+        ours = merge_around_matmuls(graph, ours, cap)
+        theirs = merge_around_matmuls(graph, theirs, cap)
+    ours = kept_as_matched + ours
+    items = ours + theirs
+    parent = list(range(len(items)))  # union-find: groups of either plan sharing a node
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[int, int] = {}
+    for index, item in enumerate(items):
+        for m in candidate_of(item).members:
+            other = first.setdefault(m, index)
+            if other != index:
+                parent[find(index)] = find(other)
+    rule_of = {m: i for i, c in enumerate(from_rules) for m in c.members}
+    regions: dict[int, tuple[list, list]] = {}
+    rules_in: dict[int, set[int]] = {}
+    for index, item in enumerate(items):
+        root = find(index)
+        regions.setdefault(root, ([], []))[0 if index < len(ours) else 1].append(item)
+        if index < len(ours):
+            rules_in.setdefault(root, set()).update(rule_of[m] for m in candidate_of(item).members if m in rule_of)
+    node_time = [model.node(n).time_us for n in graph.nodes]
+    losers: dict[int, tuple[float, float]] = {}
+    for root, rules_here in rules_in.items():
+        with_rules, without = regions[root]
+        if not rules_here or {candidate_of(i).members for i in with_rules} == {candidate_of(i).members for i in without}:
+            continue  # automatic fusion alone would form the very same groups here
+        saved = [sum(_item_saving(graph, model, item, node_time) for item in side) for side in (with_rules, without)]
+        if not any(from_rules[i].rule in keep for i in rules_here) and saved[1] > saved[0] * (1 + _RULE_MARGIN):
+            losers.update((i, (saved[0], saved[1])) for i in rules_here)
+    if not losers:
+        return from_rules, around, (ours if opt_level >= 3 else None)
+    kept = [c for i, c in enumerate(from_rules) if i not in losers]
+    around = find_auto_candidates(graph, opt_level, max_group_size=cap, fixed=tuple(c.members for c in kept))
+    for i, (with_rules, without) in sorted(losers.items()):
+        c = from_rules[i]
+        host = next((k for k, a in enumerate(around.candidates) if c.members <= a.members), None)
+        if host is not None:  # a bigger automatic group holds the whole match: it still names the block
+            a = around.candidates[host]
+            if a.rule is None:
+                around.candidates[host] = replace(a, rule=c.rule, op_name=c.op_name, inputs=c.inputs,
+                                                  attributes=c.attributes)
+            continue
+        refusals.append(Refusal(tuple(graph.nodes[m].name for m in sorted(c.members)), AUTOMATIC_SAVES_MORE,
+                                f"rule '{c.rule}' with fusion around it saves {with_rules:.2f} us; automatic "
+                                f"fusion alone saves {without:.2f} us on the same nodes"))
+    return kept, around, None
+
+
+# How much more automatic fusion must save to replace rule matches. A rule states that its block
+# is one known kernel (often a tuned CANN op, e.g. attention that never writes its scores out),
+# which the cost model prices only by the bytes crossing it; a win inside the model's error is
+# not a reason to give that up. (Our choice; the model's error is not measured on hardware.)
+_RULE_MARGIN = 0.10
+
+
+def _item_saving(graph: Graph, model: CostModel, item, node_time) -> float:
+    """What a candidate saves; a merge that does not pay is worth its parts (as pricing splits it)."""
+    found = saving_us(graph, model, candidate_of(item), node_time, boundary)
+    if found > 0 or not isinstance(item, Merged):
+        return found
+    return sum(_item_saving(graph, model, part, node_time) for part in item.parts)
 
 
 def select_matches(

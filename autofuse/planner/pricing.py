@@ -26,8 +26,10 @@ class Priced:
     item: Candidate | Merged | None = None  # what was priced, merges kept (the cycle repair splits them)
 
 
-def price_candidates(graph: Graph, model: CostModel, items: list, boundary, refusals: list[Refusal]) -> list[Priced]:
-    """The candidates that pay, priced; refusals are appended for those that do not."""
+def price_candidates(graph: Graph, model: CostModel, items: list, boundary, refusals: list[Refusal],
+                     keep_rules: frozenset[str] = frozenset()) -> list[Priced]:
+    """The candidates that pay, priced; refusals are appended for those that do not. Groups of
+    the rules in `keep_rules` are priced but kept either way."""
     node_time = [model.node(n).time_us for n in graph.nodes]
     kept: list[Priced] = []
     pending = list(items)
@@ -37,6 +39,8 @@ def price_candidates(graph: Graph, model: CostModel, items: list, boundary, refu
         if len(candidate.members) < 2 and candidate.rule is None:
             continue  # a lone node left over from a split merge: not a fusion
         verdict = _price(graph, model, candidate, node_time, boundary)
+        if isinstance(verdict, Refusal) and verdict.reason == NO_BENEFIT and candidate.rule in keep_rules:
+            verdict = _price(graph, model, candidate, node_time, boundary, accept=True)
         if isinstance(verdict, Priced):
             kept.append(replace(verdict, item=item))
         elif isinstance(item, Merged):
@@ -46,7 +50,20 @@ def price_candidates(graph: Graph, model: CostModel, items: list, boundary, refu
     return sorted(kept, key=lambda p: min(p.candidate.members))
 
 
-def _price(graph: Graph, model: CostModel, candidate: Candidate, node_time, boundary) -> Priced | Refusal:
+def saving_us(graph: Graph, model: CostModel, candidate: Candidate, node_time, boundary) -> float:
+    """Estimated microseconds the candidate saves as one kernel: 0 when it would be refused,
+    infinite for a rule's group that cannot be priced (an authored pattern is not second-guessed
+    without numbers)."""
+    verdict = _price(graph, model, candidate, node_time, boundary)
+    if not isinstance(verdict, Priced):
+        return 0.0
+    if verdict.after is None or math.isnan(verdict.before):
+        return math.inf
+    return max(verdict.before - verdict.after.time_us, 0.0)
+
+
+def _price(graph: Graph, model: CostModel, candidate: Candidate, node_time, boundary,
+           accept: bool = False) -> Priced | Refusal:
     members = tuple(sorted(candidate.members))
     names = tuple(graph.nodes[m].name for m in members)
     inputs, outputs = boundary(graph, members)
@@ -66,7 +83,7 @@ def _price(graph: Graph, model: CostModel, candidate: Candidate, node_time, boun
         # A member's own shape is unknown (kept, unpriced), or a rule named one op (kept for its
         # lowering: it is the same kernel either way).
         return Priced(candidate, before, after)
-    if after.time_us >= before:
+    if after.time_us >= before and not accept:
         return Refusal(names, NO_BENEFIT, f"one kernel would take {after.time_us:.2f} us, the {len(members)} "
                                           f"nodes apart {before:.2f} us")
     return Priced(candidate, before, after)
