@@ -218,3 +218,18 @@ def test_yaml_tags_are_not_executed(tmp_path):
         load(tmp_path, "rules: !!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(RuleError, match="r.yaml:1: not valid YAML"):
         load(tmp_path, "rules: !!python/name:os.system\n")
+
+
+def test_a_constant_bound_yaml_reads_as_text_is_an_error_with_a_hint(tmp_path):
+    text = rule_yaml("y = Add(x, c)", constants="{c: {max: -1.0e4}}")
+    with pytest.raises(RuleError, match=r"constant 'c': bounds must be numbers, got '-1.0e4' "
+                                         r"\(YAML reads 1.0e4 as text: write 1.0e\+4\)"):
+        load(tmp_path, text)
+    assert load(tmp_path, rule_yaml("y = Add(x, c)", constants="{c: {max: -1.0e+4}}"))[0].constants["c"].maximum == -1e4
+
+
+def test_a_root_may_name_another_binding_as_an_alternative(tmp_path):
+    rules = load(tmp_path, rule_yaml("e = Exp(x)\ny = Relu(e) | e"))
+    assert rules[0].anchors == frozenset({"Relu", "Exp"})
+    found, _, _ = matches(rules, "g (float[2] x) => (float[2] y) { y = Exp (x) }")
+    assert found == [["Exp_0"]]

@@ -214,9 +214,18 @@ def _constants(check: _Checker) -> dict[str, ConstantSpec]:
             raise check.fail(f"constant '{name}' takes only 'min' and 'max'", "constants")
         for bound in spec.values():
             if not isinstance(bound, (int, float)):
-                raise check.fail(f"constant '{name}': bounds must be numbers, got {bound!r}", "constants")
+                hint = " (YAML reads 1.0e4 as text: write 1.0e+4)" if _looks_numeric(bound) else ""
+                raise check.fail(f"constant '{name}': bounds must be numbers, got {bound!r}{hint}", "constants")
         result[name] = ConstantSpec(spec.get("min"), spec.get("max"))
     return result
+
+
+def _looks_numeric(text) -> bool:
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _check_references(check: _Checker, bindings: list[Binding], by_name: dict, captures: set[str]) -> None:
