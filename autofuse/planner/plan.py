@@ -23,7 +23,7 @@ from autofuse.ops.table import is_kernel
 from autofuse.cost.hardware import Hardware
 from autofuse.cost.model import CostModel, UnknownShape, bind_dims, group_scheme
 from autofuse.cost.tiling import TileOverflow
-from autofuse.planner.merge import Merged, candidate_of, is_convex, merge_around_matmuls
+from autofuse.planner.merge import VIEWS, Merged, candidate_of, is_convex, merge_around_matmuls
 from autofuse.planner.pricing import Priced, price_candidates, saving_us
 
 FUSED_DOMAIN = "ai.autofuse"
@@ -241,8 +241,8 @@ def _without_cycles(graph: Graph, items: list[Candidate | Merged], refusals: lis
                                     "this group and another one would feed each other once both are fused"))
         rebuilt: list[Candidate | Merged] = []
         for i, item in enumerate(kept):
-            if i in split:
-                rebuilt.extend(split[i])
+            if i in split:  # the views of a merge and lone nodes are no groups of their own
+                rebuilt.extend(p for p in split[i] if p.kind != VIEWS and (len(p.members) > 1 or p.rule))
             elif i not in dropped:
                 rebuilt.append(item)
         kept = rebuilt

@@ -15,7 +15,7 @@ from autofuse.candidates.decision import NO_BENEFIT, UB_OVERFLOW, UNKNOWN_SHAPE
 from autofuse.cost.model import CostModel, Estimate, UnknownShape, group_scheme
 from autofuse.cost.tiling import TileOverflow
 from autofuse.ir.graph import Graph
-from autofuse.planner.merge import Merged, candidate_of
+from autofuse.planner.merge import VIEWS, Merged, candidate_of
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,8 @@ def price_candidates(graph: Graph, model: CostModel, items: list, boundary, refu
     while pending:
         item = pending.pop()
         candidate = candidate_of(item)
-        if len(candidate.members) < 2 and candidate.rule is None:
-            continue  # a lone node left over from a split merge: not a fusion
+        if (len(candidate.members) < 2 and candidate.rule is None) or candidate.kind == VIEWS:
+            continue  # a lone node or the views of a split merge: not a fusion
         verdict = _price(graph, model, candidate, node_time, boundary)
         if isinstance(verdict, Refusal) and verdict.reason == NO_BENEFIT and candidate.rule in keep_rules:
             verdict = _price(graph, model, candidate, node_time, boundary, accept=True)
