@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/autofuse --input examples/tiny_llama.onnx --opt-level 3 --verify -o out/tiny_llama
+	$(VENV)/bin/autofuse --input examples/tiny_llama.onnx --opt-level 3 --verify --verify-kernels -o out/tiny_llama
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -n 2 -q

@@ -8,7 +8,7 @@ import functools
 import json
 import os
 import shutil
-import tempfile
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,13 +18,18 @@ import onnx
 
 from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE
 from autofuse.candidates.rules.loader import Rule, library_files, load_rules
+from autofuse.codegen import GeneratedKernel, generate_kernels, write_projects
 from autofuse.cost.hardware import DEFAULT_TARGET, load_profile
 from autofuse.errors import InputError
 from autofuse.cost.model import bind_dims
+from autofuse.frontends.fx import LoadedFx, load_fx
 from autofuse.frontends.onnx import LoadedModel, concrete_shapes, load_onnx
 from autofuse.planner.plan import Plan, plan_fusion
 from autofuse.report import build_report, render_html, render_markdown
+from autofuse.staging import staged_outdir
+from autofuse.rewrite.fx import FxRewrite, annotate_report, compare_outputs, rewrite_fx
 from autofuse.rewrite.onnx import rewrite_onnx
+from autofuse.verify.kernels import KernelCheck, check_kernels
 from autofuse.verify.onnx_runtime import Verification, verify_models
 
 
@@ -38,10 +43,50 @@ class FuseResult:
     plan: Plan
     loaded: LoadedModel
     verification: Verification | None = None
+    # Ascend C kernels by group id (None: not generated) and their CPU checks (None: not run).
+    kernels: dict[str, GeneratedKernel] | None = None
+    kernel_checks: dict[str, KernelCheck] | None = None
+    model_file = "model.onnx"
 
     def save(self, outdir: str | os.PathLike) -> Path:
-        """Write model.onnx, report.json, report.md and report.html into `outdir`, all or nothing."""
+        """Write model.onnx, report.json, report.md and report.html (and the kernel projects under
+        kernels/) into `outdir`, all or nothing."""
         return write_outputs(self, Path(outdir))
+
+    def write_model(self, directory: Path) -> None:
+        _copy_external_data(self, directory)
+        onnx.save_model(self.model, directory / self.model_file)
+        if self.kernels:
+            write_projects(self.kernels, directory)
+
+
+@dataclass
+class FxFuseResult:
+    """For a PyTorch input: the rewritten GraphModule, its report, and the plan and input."""
+
+    rewrite: FxRewrite
+    report: dict
+    plan: Plan
+    loaded: LoadedFx
+    verification: Verification | None = None
+    model_file = "model.py"
+
+    @property
+    def graph_module(self):
+        """The rewritten torch.fx.GraphModule: one call per fused group."""
+        return self.rewrite.module
+
+    def source(self) -> str:
+        """Readable Python of the rewritten forward."""
+        return self.rewrite.source()
+
+    def save(self, outdir: str | os.PathLike) -> Path:
+        """Write model.py (the rewritten forward and its subgraphs), report.json, report.md and
+        report.html into `outdir`, all or nothing."""
+        return write_outputs(self, Path(outdir))
+
+    def write_model(self, directory: Path) -> None:
+        (directory / self.model_file).write_text(self.rewrite.model_py(), encoding="utf-8")
 
 
 def fuse(
@@ -58,12 +103,25 @@ def fuse(
     disable_fusions: Sequence[str] = (),
     target_file: str | os.PathLike | None = None,
     dims: dict[str, int] | None = None,
-) -> FuseResult:
-    """Run the fusion pass on an ONNX model (a ModelProto or a path).
+    backend: str = "auto",
+    example_inputs: tuple | None = None,
+    name: str | None = None,
+    kernels: bool = False,
+    verify_kernels: bool = False,
+) -> FuseResult | FxFuseResult:
+    """Run the fusion pass on an ONNX model (a ModelProto or a path), or on a PyTorch graph (a
+    torch.export ExportedProgram or an ATen-level torch.fx GraphModule).
 
     Raises InputError for a bad or unsupported model. With `verify=True` the rewritten model is
-    run against the original in onnxruntime; the outcome is in `result.verification` and the
-    report (a mismatch does not raise: callers decide).
+    run against the original (onnxruntime; PyTorch on CPU for a PyTorch input, on
+    `example_inputs` or the program's own); the outcome is in `result.verification` and the
+    report (a mismatch does not raise: callers decide). PyTorch input only: `backend` "cpu"
+    (every group calls torch.ops.autofuse.fused), "npu" (rule groups call their torch_npu op) or
+    "auto" (npu where torch_npu and an NPU are present); `name` labels the input in the report.
+    ONNX input only: `kernels` generates an Ascend C kernel project per fused group
+    (`result.kernels`, written by `save()`; the command line does this by default at level 3);
+    `verify_kernels` also compiles each on the CPU emulator and compares it with onnxruntime
+    (`result.kernel_checks`, the report's per-group `kernel`; a mismatch does not raise).
     """
     hardware = load_profile(str(target_file)) if target_file else load_profile(target or DEFAULT_TARGET)
     if not 0 <= opt_level <= 3:
@@ -73,7 +131,8 @@ def fuse(
     with _no_cyclic_gc():
         return _fuse(model, opt_level, hardware, max_group_size=max_group_size, verify=verify, seed=seed,
                      rules=rules, disable_rules=disable_rules, use_library=use_library,
-                     disable_fusions=disable_fusions, dims=dims)
+                     disable_fusions=disable_fusions, dims=dims, backend=backend,
+                     example_inputs=example_inputs, name=name, kernels=kernels, verify_kernels=verify_kernels)
 
 
 @contextlib.contextmanager
@@ -90,23 +149,43 @@ def _no_cyclic_gc():
 
 
 def _fuse(model, opt_level, hardware, *, max_group_size, verify, seed, rules, disable_rules, use_library,
-          disable_fusions, dims) -> FuseResult:
+          disable_fusions, dims, backend, example_inputs, name, kernels, verify_kernels) -> FuseResult | FxFuseResult:
     start = time.perf_counter()
     rule_set = load_rule_set(rules, use_library=use_library)
     _check_rule_names(rule_set, disable_rules)
-    loaded = load_onnx(model)
+    torch_graph = _is_torch_graph(model)
+    loaded = load_fx(model, source=name, example_inputs=example_inputs) if torch_graph else load_onnx(model)
     bound = bind_dims(loaded.graph, dims)
+    # A PyTorch graph is lowered to torch_npu ops: a rule with one pays only as the whole block.
+    keep = frozenset(r.name for r in rule_set if r.lowering.get("torch_npu")) if torch_graph else frozenset()
+    static = None if torch_graph else concrete_shapes(loaded, bound)
     plan = plan_fusion(loaded.graph, opt_level, max_group_size=max_group_size, rules=rule_set,
                        disabled_rules=frozenset(disable_rules), disabled_groups=frozenset(disable_fusions),
-                       hardware=hardware, dims=bound, static_shapes=concrete_shapes(loaded, bound))
-    rewritten = rewrite_onnx(loaded, plan)
+                       hardware=hardware, dims=bound, static_shapes=static, keep_rules=keep)
+    rewritten = rewrite_fx(loaded, plan, rule_set, backend=backend) if torch_graph else rewrite_onnx(loaded, plan)
     seconds = time.perf_counter() - start
     verification = None
-    if verify:
+    if verify and torch_graph:
+        verification = compare_outputs(loaded, rewritten)
+    elif verify:
         verification = verify_models(loaded.model, rewritten, seed=seed, base_dir=loaded.base_dir)
+    generated = checks = None
+    if not torch_graph and (verify_kernels or kernels):
+        generated = generate_kernels(loaded.graph, plan, hardware, bound, static, rule_set)
+        if verify_kernels:
+            checks = check_kernels(loaded, plan, generated, hardware, static, seed=seed, rules=rule_set)
     report = build_report(loaded.graph, plan, source=loaded.source, target=hardware.name,
-                          pass_seconds=seconds, verification=verification)
-    return FuseResult(rewritten, report, plan, loaded, verification)
+                          pass_seconds=seconds, verification=verification, generated=generated, kernel_checks=checks)
+    if torch_graph:
+        return FxFuseResult(rewritten, annotate_report(report, rewritten), plan, loaded, verification)
+    return FuseResult(rewritten, report, plan, loaded, verification, generated, checks)
+
+
+def _is_torch_graph(model) -> bool:
+    """An ExportedProgram or GraphModule. Such an object exists only once torch is imported, so
+    the check never imports torch itself."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(model, (torch.export.ExportedProgram, torch.fx.GraphModule))
 
 
 def load_rule_set(extra: Sequence[str | os.PathLike] = (), *, use_library: bool = True) -> list[Rule]:
@@ -138,28 +217,15 @@ def _check_rule_names(rules: list[Rule], names: Sequence[str]) -> None:
             raise InputError(f"--disable-rule: no rule named '{name}'{hint}")
 
 
-def write_outputs(result: FuseResult, outdir: Path) -> Path:
+def write_outputs(result: FuseResult | FxFuseResult, outdir: Path) -> Path:
     """Write every output into a temporary directory beside `outdir`, then move them in."""
-    outdir = outdir.resolve()
-    if outdir.exists() and not outdir.is_dir():
-        raise InputError(f"{outdir}: exists and is not a directory")
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
-    try:
-        _copy_external_data(result, staging)
-        onnx.save_model(result.model, staging / "model.onnx")
+    with staged_outdir(outdir) as staging:
+        result.write_model(staging)
         (staging / "report.json").write_text(report_json(result.report))
         (staging / "report.md").write_text(render_markdown(result.report))
         (staging / "report.html").write_text(render_html(result.report, result.loaded.graph, result.plan),
                                              encoding="utf-8")
-        if not outdir.exists():
-            staging.rename(outdir)
-            return outdir
-        for item in staging.iterdir():
-            os.replace(item, outdir / item.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return outdir
+    return outdir.resolve()
 
 
 def report_json(report: dict) -> str:

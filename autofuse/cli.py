@@ -1,6 +1,8 @@
-"""Command line: `autofuse --input model.onnx [--opt-level 0-3] [-o OUTDIR] [--target NAME] [--verify]`,
-`autofuse rules check|list|explain` for rule authors, and `autofuse bisect` (autofuse/bisect.py)
-to find the fused groups that break verification.
+"""Command line: `autofuse --input model.onnx|module.path:factory [--opt-level 0-3] [-o OUTDIR] [--target NAME]
+[--verify]`,
+`autofuse rules check|list|explain` for rule authors, `autofuse bisect` (autofuse/bisect.py)
+to find the fused groups that break verification, and `autofuse superkernel`
+(autofuse/superkernel/cli.py) to plan torchair SuperKernel scopes for a decode step.
 
 A thin layer over `autofuse.fuse`: parse, run, print a summary, map errors to exit codes
 (2: bad input, 3: verification mismatch, 1: internal error).
@@ -9,30 +11,45 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
-from autofuse.api import FuseResult, fuse
+from autofuse.api import FuseResult, FxFuseResult, fuse
 from autofuse.cost.hardware import DEFAULT_TARGET, KNOWN_TARGETS
 from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE
 from autofuse.errors import AutofuseError, VerificationError
+
+_FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autofuse",
-        description="Fuse operators of an ONNX model for Ascend NPUs and report what was fused and why.",
+        description="Fuse operators of an ONNX or PyTorch model for Ascend NPUs and report what was fused and why.",
     )
-    parser.add_argument("--input", required=True, metavar="PATH.onnx", help="the ONNX model to optimize")
+    parser.add_argument("--input", required=True, metavar="PATH.onnx|module.path:factory",
+                        help="the ONNX model to optimize, or a Python function returning (torch model, example "
+                             "inputs) -- the model is captured with torch.export (the module is imported from "
+                             "the current directory or sys.path)")
     parser.add_argument("-o", "--output-dir", metavar="OUTDIR",
-                        help="where to write model.onnx, report.json, report.md, report.html "
-                             "(default <input stem>_autofuse/)")
+                        help="where to write model.onnx (model.py for a PyTorch model), report.json, report.md, "
+                             "report.html (default <input stem or factory>_autofuse/)")
+    parser.add_argument("--backend", choices=("auto", "cpu", "npu"), default="auto",
+                        help="PyTorch input: fused groups call torch.ops.autofuse.fused (cpu), their torch_npu op "
+                             "(npu), or npu where torch_npu and an NPU are present (auto, the default)")
     add_plan_options(parser)
     parser.add_argument("--target-file", metavar="PROFILE.yaml", help="a hardware profile of your own (overrides --target)")
     parser.add_argument("--dims", type=_dims, default={}, metavar="NAME=N,...",
                         help="sizes of symbolic dims for the cost model (default: batch-like names 1, others 128)")
     parser.add_argument("--verify", action="store_true",
                         help="run original and rewritten model in onnxruntime and compare every output")
+    parser.add_argument("--emit", choices=("kernels", "none"), default=None,
+                        help="kernels: write an Ascend C custom-operator project per fused group under "
+                             "OUTDIR/kernels/ (the default at --opt-level 3); none: do not")
+    parser.add_argument("--verify-kernels", action="store_true",
+                        help="compile every generated kernel on autofuse's CPU emulator of Ascend C, run it and "
+                             "compare it with onnxruntime running the group's original nodes (implies --emit kernels)")
     parser.add_argument("--disable-fusion", action="append", default=[], metavar="ID",
                         help="leave the fused group with this id (g0, g1, ... in report.json) unfused; "
                              "other groups keep their ids (repeatable)")
@@ -97,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
 
         args = bisect.parser().parse_args(argv[1:])
         runner = bisect.run
+    elif argv and argv[0] == "superkernel":
+        from autofuse.superkernel import cli as superkernel_cli
+
+        args = superkernel_cli.parser().parse_args(argv[1:])
+        runner = superkernel_cli.run
     else:
         args = _parser().parse_args(argv)
         runner = _run
@@ -117,17 +139,35 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    source = Path(args.input)
-    outdir = Path(args.output_dir) if args.output_dir else Path.cwd() / f"{source.stem}_autofuse"
+    path = Path(args.input)
+    source, stem, example_inputs = path, path.stem, None
+    if _is_factory(args.input):
+        from autofuse.frontends.fx import capture, load_factory
+
+        model, example_inputs = load_factory(args.input)
+        source, stem = capture(model, example_inputs, source=f"--input {args.input}"), args.input.partition(":")[2]
+    outdir = Path(args.output_dir) if args.output_dir else Path.cwd() / f"{stem}_autofuse"
     result = fuse(source, args.opt_level, args.target, max_group_size=args.max_group_size,
                   verify=args.verify, seed=args.seed, rules=args.rules, disable_rules=args.disable_rule,
                   use_library=not args.no_library, disable_fusions=args.disable_fusion,
-                  target_file=args.target_file, dims=args.dims)
+                  target_file=args.target_file, dims=args.dims, backend=args.backend,
+                  example_inputs=example_inputs, name=args.input,
+                  kernels=args.opt_level == 3 if args.emit is None else args.emit == "kernels",
+                  verify_kernels=args.verify_kernels)
     result.save(outdir)
     print(_summary(result, outdir))
     if result.verification is not None and not result.verification.ok:
         raise VerificationError(result.verification.summary())
+    failed = [c for c in (getattr(result, "kernel_checks", None) or {}).values() if not c.verified]
+    if failed:
+        raise VerificationError(f"{len(failed)} generated kernel(s) failed the CPU check: "
+                                + "; ".join(f"{c.group_id}: {c.error}" for c in failed[:3]))
     return 0
+
+
+def _is_factory(text: str) -> bool:
+    """`module.path:factory` (and no such file): the PyTorch path."""
+    return bool(_FACTORY.fullmatch(text)) and not Path(text).exists()
 
 
 def _dims_text(dims: dict) -> str:
@@ -135,7 +175,7 @@ def _dims_text(dims: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in named.items()) or "all static"
 
 
-def _summary(result: FuseResult, outdir: Path) -> str:
+def _summary(result: FuseResult | FxFuseResult, outdir: Path) -> str:
     r = result.report
     saved = r["kernels_before"] - r["kernels_after"]
     share = f" (-{100 * saved / r['kernels_before']:.1f}%)" if r["kernels_before"] else ""
@@ -151,5 +191,11 @@ def _summary(result: FuseResult, outdir: Path) -> str:
                      f"{totals['est_time_us_after']:.1f} us (cost model, dims {_dims_text(totals.get('dims', {}))})")
     if r["verification"] is not None:
         lines.append(f"  verify: {'ok' if r['verification']['ok'] else 'MISMATCH'}: {r['verification']['summary']}")
-    lines.append(f"  wrote {outdir}/model.onnx, report.json, report.md, report.html")
+    kernels = getattr(result, "kernels", None)
+    if kernels is not None:
+        from autofuse.verify.kernels import kernel_summary
+
+        lines.append(f"  kernels: {kernel_summary(kernels, result.kernel_checks)}")
+    written = ", kernels/" if kernels and any(k.program for k in kernels.values()) else ""
+    lines.append(f"  wrote {outdir}/{result.model_file}, report.json, report.md, report.html{written}")
     return "\n".join(lines)

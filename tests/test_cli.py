@@ -38,7 +38,10 @@ def test_default_outdir_and_outputs(chain_file, tmp_path):
     done = _run(["--input", str(chain_file), "--opt-level", "3", "--verify"], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     outdir = tmp_path / "chain_autofuse"
-    assert sorted(p.name for p in outdir.iterdir()) == ["model.onnx", "report.html", "report.json", "report.md"]
+    # Level 3 also writes an Ascend C custom-operator project per fused group (--emit kernels).
+    assert sorted(p.name for p in outdir.iterdir()) == ["kernels", "model.onnx", "report.html", "report.json",
+                                                         "report.md"]
+    assert any((outdir / "kernels").iterdir())
     report = json.loads((outdir / "report.json").read_text())
     for key in ("kernels_before", "kernels_after", "nodes_before", "nodes_after", "pass_seconds", "groups", "rejected"):
         assert key in report

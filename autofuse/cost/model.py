@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from autofuse.cost.hardware import Hardware
-from autofuse.cost.tiling import Tile, TileRequest, choose_tile, cores_for
+from autofuse.cost.tiling import WHOLE_BROADCAST, Tile, TileOverflow, TileRequest, choose_tile, cores_for
 from autofuse.ir.graph import Graph, Node
 from autofuse.ops.axes import reduction_signature
 from autofuse.ops.table import OpClass, is_kernel, node_bytes, op_class
@@ -34,6 +34,18 @@ _BATCH_NAMES = ("batch", "n", "b")
 _VECTOR_COST = {**{op: 4 for op in "Exp Log Sqrt Reciprocal Div Softplus".split()},
                 **{op: 8 for op in "Tanh Erf Sigmoid Pow Gelu HardSwish Mish Selu Elu Celu".split()}}
 _HALF = ("float16", "bfloat16")
+_FP32_BYTES = 4
+_BOOL = 9  # TensorProto.BOOL
+_COMPARES = frozenset({"Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Equal", "Where", "IsNaN", "IsInf"})
+_REDUCE_SCRATCH = 64
+# Tile-sized fp32 values an op keeps alive inside a kernel besides its inputs (the code generator
+# writes these ops as several vector steps: codegen_templates/vector_ops.yaml `decompose`).
+_INTERNAL_TEMPORARIES = {"LayerNormalization": 2, "LogSoftmax": 2}
+# Operands that carry a shape, axes or bounds rather than tensor data (no kernel loads them).
+SHAPE_OPERANDS = {"Reshape": (1,), "Expand": (1,), "Unsqueeze": (1,), "Squeeze": (1,), "Slice": (1, 2, 3, 4),
+                  "Split": (1,), "Tile": (1,), "ReduceSum": (1,), "ReduceMean": (1,), "ReduceMax": (1,),
+                  "ReduceMin": (1,), "ReduceProd": (1,), "ReduceSumSquare": (1,), "ReduceL1": (1,),
+                  "ReduceL2": (1,), "ReduceLogSumExp": (1,), "ReduceLogSum": (1,), "ConstantOfShape": (0,)}
 
 
 def bind_dims(graph: Graph, overrides: Mapping[str, int] | None = None) -> dict[str, int]:
@@ -126,6 +138,7 @@ class CostModel:
         # Nodes with the same op, attributes and operand types cost the same: a stack of
         # identical layers is priced once per distinct node, not once per node.
         self._by_signature: dict[tuple, Estimate] = {}
+        self._groups: dict[tuple, Estimate | Exception] = {}
 
     # -- sizes --------------------------------------------------------------------------------
 
@@ -269,8 +282,24 @@ class CostModel:
               scheme: str) -> Estimate:
         """The group as one kernel. `scheme`: "vector", "matmul", "call_through" or "host".
 
-        Raises UnknownShape, or TileOverflow when no tile fits the Unified Buffer.
+        Raises UnknownShape, or TileOverflow when no tile fits the Unified Buffer. Computed once
+        per group (the planner prices a candidate when rules and automatic fusion compete, and
+        again when it keeps it).
         """
+        key = (members, inputs, outputs, scheme)
+        found = self._groups.get(key)
+        if found is None:
+            try:
+                found = self._price_group(members, inputs, outputs, scheme)
+            except (UnknownShape, TileOverflow) as exc:
+                found = exc
+            self._groups[key] = found
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    def _price_group(self, members: frozenset[int], inputs: tuple[str, ...], outputs: tuple[str, ...],
+                     scheme: str) -> Estimate:
         nodes = [self.graph.nodes[m] for m in sorted(members)]
         crossing = self._bytes(list(inputs) + list(outputs))
         if scheme == "host":
@@ -292,15 +321,16 @@ class CostModel:
         if matmuls and not vector_work:  # sibling MatMuls merged into one cube kernel
             flops = sum(self._matmul_flops(n) for n in matmuls)
             cores = self.cube_cores(flops)
-            memory = self.memory_us(crossing, min(crossing // cores, 64 * 1024))
+            moved = crossing + self._shared_operand_reads(matmuls)
+            memory = self.memory_us(moved, min(moved // cores, 64 * 1024))
             head = self.head_us(cores / self.hw.aic_cores)
             tile = Tile("matmul", 0, cores=cores, note="cube only; L1/L0 tiling is the Matmul API's")
-            return Estimate(head + max(memory, cube), crossing, head, memory, cube, tile=tile)
+            return Estimate(head + max(memory, cube), moved, head, memory, cube, tile=tile)
         request = self._tile_request(nodes, inputs, outputs, matmuls)
         tile = choose_tile(request, self.hw)
-        moved = crossing
+        moved = crossing + self._shared_operand_reads(matmuls)
         if matmuls and not self.hw.l0c_to_ub:
-            moved += 2 * self._bytes([m.outputs[0] for m in matmuls])  # workspace round trip
+            moved += self._result_round_trips(matmuls, nodes, outputs)
         if tile.scheme == "split_row":
             moved += self._bytes([v for v in inputs if self.numel(v) == request.rows * request.row_len])
         transfer = tile.elements * max((self.graph.type_of(v).itemsize or 4) for v in (*inputs, *outputs))
@@ -313,6 +343,28 @@ class CostModel:
         else:
             head = self.head_us(tile.cores / self.hw.aiv_cores)
         return Estimate(head + max(memory, compute), moved, head, memory, compute, tile=tile)
+
+    def _shared_operand_reads(self, matmuls: list[Node]) -> int:
+        """Sibling MatMuls on one activation: each MatMul call reads it again."""
+        seen: set[str] = set()
+        extra = 0
+        for m in matmuls:
+            if m.inputs[0] in seen:
+                extra += self._bytes([m.inputs[0]])
+            seen.add(m.inputs[0])
+        return extra
+
+    def _result_round_trips(self, matmuls: list[Node], nodes: list[Node], outputs) -> int:
+        """No L0C->UB path: a MatMul result the epilogue reads is written to GM (the workspace, or
+        the output itself when it is one) and read back; a result that is only an output is
+        written once, already counted as crossing."""
+        moved = 0
+        for m in matmuls:
+            result = m.outputs[0]
+            read = any(result in n.inputs for n in nodes if n not in matmuls)
+            size = self._bytes([result])
+            moved += (0 if result in outputs else size) + (size if read else 0)
+        return moved
 
     def _elements_computed(self, node: Node, request: TileRequest) -> int:
         """A row kernel computes each per-row value once per row; an elementwise kernel walks
@@ -356,10 +408,56 @@ class CostModel:
                 full.append((value, kind.itemsize))
             else:
                 small.append((value, n * kind.itemsize, kind.itemsize))
+        # The epilogue reads each MatMul result back into UB, a tile at a time (fp32).
+        full += [(m.outputs[0], _FP32_BYTES) for m in matmuls
+                 if any(m.outputs[0] in n.inputs for n in nodes if n not in matmuls)]
         outs = [(value, self.graph.type_of(value).itemsize or 4) for value in outputs]
-        casts = sum(1 for value, size in full if self.graph.type_of(value).dtype in _HALF)
+        # Everything but fp32 is converted to fp32 once loaded (a cast buffer each).
+        casts = sum(1 for value, size in full if self.graph.type_of(value).dtype not in ("float32", None))
         temporaries = self._live_temporaries(nodes, produced, outputs, space)
-        return TileRequest(space, tuple(full), tuple(small), tuple(outs), temporaries, casts, row_len=row_len, rows=rows)
+        row_align = 0 if row_len else self._row_align(nodes, matmuls, space)
+        compares = any(n.op_type in _COMPARES or (n.op_type == "Cast" and n.attrs.get("to") == _BOOL) for n in nodes)
+        return TileRequest(space, tuple(full), tuple(small), tuple(outs), temporaries, casts, row_len=row_len, rows=rows,
+                           row_align=row_align, fixed_extra=self._resident_extra(small), compares=compares)
+
+    def _resident_extra(self, small: list[tuple[str, int, int]]) -> int:
+        """UB a kernel keeps for its small inputs beyond their own bytes: each is held as fp32
+        rows starting on 32 B blocks (and, when it is not fp32, also as loaded), plus reduction
+        scratch."""
+        extra = _REDUCE_SCRATCH
+        for value, nbytes, itemsize in small:
+            if nbytes > WHOLE_BROADCAST:
+                continue
+            shape = self.shape(value) or (1,)
+            width = shape[-1] if shape else 1
+            rows = max(1, math.prod(shape) // max(width, 1))
+            pitch = 1 if width == 1 else -(-width // 8) * 8
+            loaded = rows * pitch * itemsize if self.graph.type_of(value).dtype != "float32" else 0
+            extra += max(rows * pitch * _FP32_BYTES, 32) + loaded - nbytes
+        return max(extra, 0)
+
+    def _row_align(self, nodes: list[Node], matmuls: list[Node], space: int) -> int:
+        """The last-axis length when an elementwise kernel must walk whole rows: a value it reads
+        at a data position is neither the whole space nor a scalar (a per-row or per-column
+        broadcast), or a member moves data (Concat, Slice, Split, Gather...). 0 otherwise."""
+        largest = max((o for n in nodes for o in n.outputs if o), key=lambda v: self.numel(v) or 0, default=None)
+        shape = self.shape(largest) if largest else None
+        if not shape or shape[-1] <= 1 or math.prod(shape) != space:
+            return 0
+        for n in nodes:
+            if n in matmuls:  # a Gemm's bias is added by the vector epilogue
+                if any(v and (self.numel(v) or 1) not in (1, space) for v in n.inputs[2:]):
+                    return shape[-1]
+                continue
+            if op_class(n) in (OpClass.METADATA,) or n.op_type == "Constant":
+                continue
+            if op_class(n) in (OpClass.INJECTIVE, OpClass.BROADCAST) and n.op_type != "Expand":
+                return shape[-1]
+            skip = SHAPE_OPERANDS.get(n.op_type, ())
+            for position, value in enumerate(n.inputs):
+                if value and position not in skip and (self.numel(value) or 1) not in (1, space):
+                    return shape[-1]
+        return 0
 
     def _live_temporaries(self, nodes: list[Node], produced: set[str], outputs, space: int) -> int:
         """Most tile-sized intermediate values alive at once while the members run in order
@@ -376,7 +474,7 @@ class CostModel:
             for value in n.outputs:
                 if value and value not in outputs and value in last_use and (self.numel(value) or 0) >= space:
                     live.add(value)
-            peak = max(peak, len(live))
+            peak = max(peak, len(live), len(live) - 1 + _INTERNAL_TEMPORARIES.get(n.op_type, 1))
             live = {v for v in live if last_use.get(v, -1) > position}
         return max(peak, 1)
 

@@ -86,6 +86,14 @@ class TileRequest:
     casts: int  # half-precision inputs computed in fp32
     row_len: int = 0  # > 0 for row kernels (norm, softmax, reduction)
     rows: int = 0
+    # > 0 for an elementwise kernel that must hold whole rows of this many elements per tile: it
+    # broadcasts a value per row or per column, or moves data along the last axis (the code
+    # generator walks such a kernel row by row).
+    row_align: int = 0
+    # UB the generated kernel keeps besides the tile buffers: fp32 copies of small inputs, rows
+    # padded to 32 B, reduction scratch (bytes).
+    fixed_extra: int = 0
+    compares: bool = False  # Compare/Select: a bit mask per element (counted as a byte)
     extra: tuple[str, ...] = field(default=())
 
 
@@ -100,7 +108,7 @@ class TileOverflow(Exception):
 
 def choose_tile(request: TileRequest, hw: Hardware) -> Tile:
     """The largest tile that fits the usable UB (raises TileOverflow when none does)."""
-    if request.row_len:
+    if request.row_len or request.row_align:
         return _row_tile(request, hw)
     return _elementwise_tile(request, hw)
 
@@ -117,30 +125,45 @@ def _buffers(request: TileRequest, elements: int, hw: Hardware) -> tuple[tuple[B
     buffers += [Buffer(f"in:{name}", _round_up(min(nbytes, elements * size), hw.ub_alignment), 1)
                 for name, nbytes, size in request.small_inputs]
     buffers += [Buffer(f"out:{name}", _round_up(elements * size, hw.ub_alignment), 2) for name, size in request.outputs]
-    buffers += [Buffer(f"tmp{i}", _round_up(elements * _FP32, hw.ub_alignment), 1) for i in range(request.temporaries)]
-    buffers += [Buffer(f"cast{i}", _round_up(elements * _FP32, hw.ub_alignment), 1) for i in range(request.casts)]
+    buffers += [Buffer(f"tmp{i}", _temp_bytes(elements), 1) for i in range(request.temporaries)]
+    buffers += [Buffer(f"cast{i}", _temp_bytes(elements), 1) for i in range(request.casts)]
+    if request.compares:
+        buffers.append(Buffer("mask", _round_up(elements, hw.ub_alignment), 1))
+    if request.fixed_extra:
+        buffers.append(Buffer("fixed", _round_up(request.fixed_extra, hw.ub_alignment), 1))
     return tuple(buffers), single
+
+
+def _temp_bytes(elements: int) -> int:
+    """An fp32 temporary: Compare/Select counts are rounded up to 256 B, plus one block of it spare."""
+    return _round_up(elements * _FP32, _COMPARE_BYTES) + _COMPARE_BYTES
+
+
+_COMPARE_BYTES = 256
 
 
 def _per_element(request: TileRequest, hw: Hardware) -> int:
     single = len(request.full_inputs) > hw.max_double_buffered_inputs
     inputs = sum(size for _, size in request.full_inputs) * (1 if single else 2)
     outputs = sum(size for _, size in request.outputs) * 2
-    return inputs + outputs + _FP32 * (request.temporaries + request.casts) + _large_broadcast(request)
+    masks = 1 if request.compares else 0
+    return inputs + outputs + _FP32 * (request.temporaries + request.casts) + masks + _large_broadcast(request)
 
 
 def _large_broadcast(request: TileRequest) -> int:
     """Broadcast inputs too big to keep whole take a tile's worth per element (single copy)."""
-    return sum(size for _, nbytes, size in request.small_inputs if nbytes > _WHOLE_BROADCAST)
+    return sum(size for _, nbytes, size in request.small_inputs if nbytes > WHOLE_BROADCAST)
 
 
 def _fixed(request: TileRequest, hw: Hardware) -> int:
-    return sum(_round_up(nbytes, hw.ub_alignment) for _, nbytes, _ in request.small_inputs
-               if nbytes <= _WHOLE_BROADCAST)
+    whole = sum(_round_up(nbytes, hw.ub_alignment) for _, nbytes, _ in request.small_inputs
+                if nbytes <= WHOLE_BROADCAST)
+    padding = 2 * _COMPARE_BYTES * (request.temporaries + request.casts)
+    return whole + padding + _round_up(request.fixed_extra, hw.ub_alignment)
 
 
 # Broadcast inputs up to this size are loaded whole once per kernel (a bias, a norm weight).
-_WHOLE_BROADCAST = 16 * 1024
+WHOLE_BROADCAST = 16 * 1024
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -169,26 +192,43 @@ def _elementwise_tile(request: TileRequest, hw: Hardware) -> Tile:
 
 # Alignment rounding can add up to one 32 B block per queue buffer; keep that much room.
 _ROUNDING_SLACK = 64
+# A split row keeps its per-row values (one 256 B block each, room for 4) and the reduction
+# scratch of a chunk besides the chunk buffers.
+_SPLIT_SCRATCH = 2 * 1024
 
 
 def _row_tile(request: TileRequest, hw: Hardware) -> Tile:
-    row_bytes = _per_element(request, hw) * request.row_len + _ROW_SCRATCH
+    # A row kernel, or an elementwise kernel walked in whole rows (`row_align`, no row scratch).
+    row_len = request.row_len or request.row_align
+    total_rows = request.rows or max(1, request.space // row_len)
+    scratch = _ROW_SCRATCH if request.row_len else 0
+    # Rows start 32 B-aligned in UB: a row occupies its length rounded up to the narrowest
+    # element's 32 B block.
+    narrowest = min([size for _, size in (*request.full_inputs, *request.outputs)] + [_FP32])
+    pitch = _round_up(row_len, _align(hw, narrowest))
+    row_bytes = _per_element(request, hw) * pitch + scratch
     room = hw.ub_usable_bytes - _fixed(request, hw) - _ROUNDING_SLACK * (len(request.full_inputs) + len(request.outputs) + 2)
     rows_fit = room // row_bytes
     if rows_fit >= 1:
         io_bytes = sum(size for _, size in (*request.full_inputs, *request.outputs)) or 1
-        cores = cores_for(request.rows * request.row_len * io_bytes, hw.aiv_cores)
-        per_core = max(1, -(-request.rows // cores))
+        cores = cores_for(total_rows * row_len * io_bytes, hw.aiv_cores)
+        per_core = max(1, -(-total_rows // cores))
         rows = int(min(rows_fit, per_core))
-        tiles = max(1, -(-request.rows // rows))
-        buffers, single = _buffers(request, rows * request.row_len, hw)
-        buffers = (*buffers, Buffer("row_scratch", _ROW_SCRATCH * rows, 1))
-        return Tile("rows", rows * request.row_len, rows=rows, row_len=request.row_len,
+        tiles = max(1, -(-total_rows // rows))
+        buffers, single = _buffers(request, rows * pitch, hw)
+        if scratch:
+            buffers = (*buffers, Buffer("row_scratch", scratch * rows, 1))
+        return Tile("rows" if request.row_len else "elementwise", rows * row_len, rows=rows, row_len=row_len,
                     cores=min(cores, tiles), tiles=tiles, buffers=buffers, ub_capacity=hw.ub_usable_bytes,
                     single_buffered=single)
+    if not request.row_len:
+        buffers, _ = _buffers(request, pitch, hw)
+        raise TileOverflow(f"one row of {row_len} elements needs {sum(b.total for b in buffers)} B of UB "
+                           "and this kernel walks whole rows", buffers, hw.ub_usable_bytes)
     # Split rows: chunks of a row, reduce over the chunks, then a second pass re-reads them.
     chunk_request = TileRequest(request.row_len, request.full_inputs, request.small_inputs, request.outputs,
-                                request.temporaries, request.casts)
+                                request.temporaries, request.casts, compares=request.compares,
+                                fixed_extra=request.fixed_extra + _SPLIT_SCRATCH)
     chunk = _elementwise_tile(chunk_request, hw)
     chunks = math.ceil(request.row_len / chunk.elements)
     buffers = (*chunk.buffers, Buffer("row_scratch", _ROW_SCRATCH, 1))

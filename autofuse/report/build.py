@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 
 from autofuse.ir.graph import Graph
 from autofuse.ops.table import is_kernel, node_cost
@@ -17,6 +18,8 @@ def build_report(
     target: str,
     pass_seconds: float,
     verification: Verification | None = None,
+    generated: Mapping | None = None,
+    kernel_checks: Mapping | None = None,
 ) -> dict:
     """The report of one run. Counts follow the definitions in README.md ("Reading the report")."""
     from autofuse import __version__
@@ -35,7 +38,7 @@ def build_report(
         "kernels_after": sum(kernels) - fused_kernels + len(plan.groups),
         "pass_seconds": round(pass_seconds, 4),
         "totals": _totals(plan, sum(kernels), sum(kernels) - fused_kernels + len(plan.groups)),
-        "groups": [_group_entry(graph, g) for g in plan.groups],
+        "groups": [_with_kernel(_group_entry(graph, g), g, generated, kernel_checks) for g in plan.groups],
         "rejected": [{"members": list(r.members), "reason": r.reason, "detail": r.detail} for r in plan.refusals],
         "rejected_by_reason": dict(Counter(r.reason for r in plan.refusals).most_common()),
         "verification": None if verification is None else _verification_entry(verification),
@@ -75,6 +78,16 @@ def _group_entry(graph: Graph, group: FusionGroup) -> dict:
         if cost is None else None,
         **priced,
     }
+
+
+def _with_kernel(entry: dict, group: FusionGroup, kernels: Mapping | None, checks: Mapping | None) -> dict:
+    """The group's `kernel` object (autofuse/verify/kernels.py says what it holds), when kernels
+    were generated."""
+    if kernels is not None:
+        from autofuse.verify.kernels import kernel_entry
+
+        entry["kernel"] = kernel_entry(group, kernels.get(group.id), (checks or {}).get(group.id))
+    return entry
 
 
 def _static_bytes(sizes: list[int | None]) -> int | None:

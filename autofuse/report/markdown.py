@@ -23,6 +23,7 @@ def render_markdown(report: dict) -> str:
     lines += _totals(report.get("totals") or {})
     lines += _top_groups(report["groups"])
     lines += _groups(report["groups"])
+    lines += _kernels(report["groups"])
     lines += _refusals(report["rejected"])
     return "\n".join(lines) + "\n"
 
@@ -81,6 +82,31 @@ def _groups(groups: list[dict]) -> list[str]:
     if len(groups) > _MAX_GROUP_ROWS:
         lines.append(f"| … | {len(groups) - _MAX_GROUP_ROWS} more in report.json | | | | | |")
     return lines + [""]
+
+
+def _kernels(groups: list[dict]) -> list[str]:
+    """The Ascend C kernel of each group (report.json `kernel`), when kernels were generated."""
+    entries = [g for g in groups[:_MAX_GROUP_ROWS] if g.get("kernel")]
+    if not entries:
+        return []
+    lines = ["## Kernels", "",
+             "| id | kernel | compiled | verified | max abs error | GM bytes measured | predicted |",
+             "|---|---|---|---|---:|---:|---:|"]
+    for g in entries:
+        k = g["kernel"]
+        what = (f"`{k['source']}`" if k.get("source") else f"CANN {k['call_through']} (call-through)"
+                if k.get("call_through") else "host-side shape arithmetic" if k.get("host")
+                else f"not generated: {_escape(k.get('reason', ''))}")
+        checked = k.get("compiled") is not None
+        error = "-" if k.get("max_abs_error") is None else f"{k['max_abs_error']:.3g}"
+        measured = _num(k.get("gm_bytes_measured")) if checked else "-"
+        lines.append(f"| {g['id']} | {what} | {_yes(k.get('compiled'), checked)} | {_yes(k.get('verified'), checked)} | "
+                     f"{error} | {measured} | {_num(k.get('gm_bytes_predicted'))} |")
+    return lines + ["", "Kernels are checked with `--verify-kernels` (the CPU emulator of Ascend C).", ""]
+
+
+def _yes(value, checked: bool) -> str:
+    return "-" if not checked or value is None else ("yes" if value else "**NO**")
 
 
 def _refusals(rejected: list[dict]) -> list[str]:

@@ -1,0 +1,117 @@
+"""KernelProgram -> source text, by rendering the jinja2 templates in codegen_templates/.
+
+One template per family for the kernel (elementwise, row_reduction, matmul_epilogue, all
+extending common/kernel.cpp.j2) and one per host-side file. Nothing here decides anything about
+the kernel: the values come from the program, the text from the templates.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import jinja2
+
+from autofuse import __version__
+from autofuse.codegen.lower import TEMPLATES, _row_index_expr
+from autofuse.codegen.program import CTYPES, ITEMSIZE, KernelProgram
+from autofuse.cost.hardware import Hardware
+from autofuse.errors import AutofuseError
+from autofuse.yamlfile import read_yaml
+
+# ONNX dtype -> the names CANN uses in an OpDef, msOpGen's JSON, and the Matmul tiling library.
+_GE_TYPES = {"float32": "ge::DT_FLOAT", "float16": "ge::DT_FLOAT16", "bfloat16": "ge::DT_BF16",
+             "int64": "ge::DT_INT64", "int32": "ge::DT_INT32", "bool": "ge::DT_BOOL", "uint8": "ge::DT_UINT8",
+             "int8": "ge::DT_INT8", "int16": "ge::DT_INT16"}
+_JSON_TYPES = {"float32": "float", "float16": "float16", "bfloat16": "bfloat16", "int64": "int64",
+               "int32": "int32", "bool": "bool", "uint8": "uint8", "int8": "int8", "int16": "int16"}
+_MATMUL_TYPES = {"float32": "DT_FLOAT", "float16": "DT_FLOAT16", "bfloat16": "DT_BF16"}
+_SCALAR_MEMBER = re.compile(r"^(s\d+) = ")
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True, autoescape=False)
+
+
+@lru_cache(maxsize=1)
+def _socs() -> dict[str, str]:
+    return read_yaml(TEMPLATES / "host" / "socs.yaml", AutofuseError, "code generator SoC table")
+
+
+def tile_text(tile: dict) -> str:
+    """The cost model's tile in one line (as the kernel's header comment states it)."""
+    parts = [str(tile.get("scheme"))]
+    if tile.get("rows_per_tile"):
+        parts.append(f"{tile['rows_per_tile']} rows of {tile['row_len']} per tile")
+    else:
+        parts.append(f"{tile.get('elements_per_tile')} elements per tile")
+    parts.append(f"{tile.get('cores')} cores, {tile.get('tiles')} tiles")
+    parts.append("single-buffered" if tile.get("single_buffered") else "double-buffered")
+    return ", ".join(parts)
+
+
+def _context(p: KernelProgram, hw: Hardware) -> dict:
+    workspace_bytes = p.workspace_bytes
+    targets = {a.ident: a.dtype for a in (*p.outputs, *(w for w, _ in p.workspace))}
+    c_dtype = {mm.index: targets[mm.target] for mm in p.matmuls}
+    row_expr = {}
+    part_text = {}
+    part_output = {}
+    for part in p.parts:
+        for load in part.loads:
+            if part.walk == "split_row" or part.walk == "rows" and not load.contiguous:
+                row_expr[load.queue] = _row_index_expr(load.dims, load.strides, load.offset, "R")
+        for store in part.stores:
+            if store.scattered:
+                row_expr[store.queue] = _row_index_expr(store.dims, store.strides, store.offset, "R")
+        walk = {"flat": f"flat tiles of {part.per_tile} elements",
+                "split_row": f"one row at a time in chunks of {part.per_tile} elements, {len(part.passes)} pass(es)",
+                "rows": f"tiles of {part.per_tile} rows of {part.width} elements (UB rows of "
+                        f"{part.stores[0].pitch if part.stores else part.width})"}[part.walk]
+        part_text[part.index] = f"{part.total} {'elements' if part.walk == 'flat' else 'rows'} of space {list(part.space)}, {walk}"
+        primary = max(part.stores, key=lambda s: s.arg.numel)
+        per_row = part.width if part.walk == "split_row" else primary.width
+        part_output[part.index] = ([a.ident for a in p.outputs].index(primary.arg.ident), per_row)
+    return {
+        "p": p, "version": __version__, "tile_text": tile_text(p.tile), "part_text": part_text,
+        "gm_args": [*p.inputs, *p.outputs], "row_expr": row_expr, "store_expr": row_expr, "itemsize": ITEMSIZE, "ctype": CTYPES,
+        "scalar_members": [m[1] for line in p.scalars if (m := _SCALAR_MEMBER.match(line))],
+        "mm_c": {i: CTYPES[d] for i, d in c_dtype.items()}, "mm_c_dtype": c_dtype, "mm_type": _MATMUL_TYPES,
+        "guard": p.kernel_name.upper(), "workspace_bytes": workspace_bytes, "part_output": part_output,
+        "ge_type": _GE_TYPES, "json_type": _JSON_TYPES, "soc_name": _socs().get(hw.name, hw.name),
+        "aiv_cores": hw.aiv_cores, "aic_cores": hw.aic_cores,
+        # Split AI cores (Atlas A2/A3) start 2 vector cores per cube; coupled ones (310P) one.
+        "vector_per_block": max(1, hw.aiv_cores // max(hw.aic_cores, 1)),
+    }
+
+
+def _tidy(text: str) -> str:
+    """Drops the blank lines that template conditionals leave: runs of them, and those opening or closing a block."""
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    text = re.sub(r"([{:])\n\n", r"\1\n", text)
+    return re.sub(r"\n\n(\s*})", r"\n\1", text)
+
+
+def render(template: str, p: KernelProgram, hw: Hardware) -> str:
+    """One template rendered for the program on the target."""
+    return _tidy(_environment().get_template(template).render(**_context(p, hw)))
+
+
+def project_files(p: KernelProgram, hw: Hardware) -> dict[str, str]:
+    """Every file of the op's custom-operator project, by path inside `kernels/<OpName>/`."""
+    k = p.kernel_name
+    return {
+        f"op_kernel/{k}.cpp": render(f"{p.family}/kernel.cpp.j2", p, hw),
+        f"op_kernel/{k}_tiling.h": render("host/tiling_data.h.j2", p, hw),
+        f"op_host/{k}_tiling_func.h": render("host/tiling_func.h.j2", p, hw),
+        f"op_host/{k}.cpp": render("host/op_host.cpp.j2", p, hw),
+        f"{k}.json": render("host/op.json.j2", p, hw),
+        "build.sh": render("host/build.sh.j2", p, hw),
+        "CMakeLists.txt": render("host/CMakeLists.txt.j2", p, hw),
+    }
+
+
+def harness_source(p: KernelProgram, hw: Hardware) -> str:
+    """The CPU check's host program (not part of the CANN project)."""
+    return render("verify/harness.cpp.j2", p, hw)

@@ -1,0 +1,250 @@
+"""The lowered form of one fused group: what the templates render.
+
+A `KernelProgram` is plain data: the kernel's GM arguments, its Unified Buffer allocations, the
+tile walk (taken from the cost model's Tile, never chosen here), and the compute body as a list of
+C++ statements over named UB buffers, each statement one Ascend C API call. Groups that get no
+source have a `CallThrough` (a CANN op already implements them) or a `HostOnly` record.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# ONNX dtype -> Ascend C element type (bool travels as one byte per element).
+CTYPES = {
+    "float32": "float", "float16": "half", "bfloat16": "bfloat16_t", "int64": "int64_t",
+    "int32": "int32_t", "bool": "uint8_t", "uint8": "uint8_t", "int8": "int8_t", "int16": "int16_t",
+}
+ITEMSIZE = {"float": 4, "half": 2, "bfloat16_t": 2, "int64_t": 8, "int32_t": 4, "uint8_t": 1, "int8_t": 1,
+            "int16_t": 2}
+
+
+@dataclass(frozen=True)
+class GmArg:
+    """One GM pointer of the kernel entry (an input or output of the fused op)."""
+
+    ident: str  # C++ parameter name
+    onnx: str  # the ONNX value it carries
+    dtype: str  # ONNX dtype
+    shape: tuple[int, ...]
+    role: str  # stream | resident | scalar | matmul | output
+    comment: str = ""
+
+    @property
+    def ctype(self) -> str:
+        return CTYPES[self.dtype]
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * ITEMSIZE[self.ctype]
+
+
+@dataclass(frozen=True)
+class UbBuffer:
+    """One Unified Buffer allocation (a TQue or a TBuf)."""
+
+    ident: str
+    kind: str  # "in" (TQue VECIN), "out" (TQue VECOUT), "calc" (TBuf VECCALC)
+    ctype: str
+    elements: int
+    copies: int = 1  # buffers of a queue (2 = double buffering)
+    purpose: str = ""
+
+    @property
+    def bytes(self) -> int:
+        return -(-self.elements * ITEMSIZE[self.ctype] // 32) * 32
+
+    @property
+    def total(self) -> int:
+        return self.bytes * self.copies
+
+
+@dataclass(frozen=True)
+class Load:
+    """A tensor read once per tile: rows of `width` elements gathered from GM into UB.
+
+    GM row of tile row r (global row R = rowStart + r): `offset + sum(coord_d(R) * stride_d)`
+    over the part's row dims; `dims`/`strides` list them outermost first, merged where they nest.
+    """
+
+    arg: GmArg  # the GM tensor (an input, or a MatMul result in the workspace)
+    queue: str  # TQue name
+    local: str  # LocalTensor name in CopyIn/Compute
+    width: int  # elements per row (flat walk: 0)
+    pitch: int
+    offset: int
+    dims: tuple[int, ...]
+    strides: tuple[int, ...]
+    contiguous: bool  # rows follow each other in GM: one copy per tile
+
+    @property
+    def ctype(self) -> str:
+        return self.arg.ctype
+
+
+@dataclass(frozen=True)
+class Store:
+    """A fused-op output written once per tile from its VECOUT queue.
+
+    Usually its rows follow each other in GM. An output that is a Reshape/Transpose of a computed
+    value (the heads of a QKV projection) is scattered instead: tile row r (global row R) goes
+    out as `chunks` pieces of `width / chunks` elements, `chunk_stride` elements apart, starting
+    at `offset + sum(coord_d(R) * strides[d])` over `dims`.
+    """
+
+    arg: GmArg
+    queue: str
+    local: str
+    width: int  # elements per row (flat walk: 0)
+    pitch: int
+    dims: tuple[int, ...] = ()
+    strides: tuple[int, ...] = ()
+    offset: int = 0
+    chunks: int = 1
+    chunk_stride: int = 0
+
+    @property
+    def scattered(self) -> bool:
+        return bool(self.dims or self.chunks > 1)
+
+
+@dataclass(frozen=True)
+class Resident:
+    """A small input loaded whole once per core and kept in UB as fp32 rows of `pitch`."""
+
+    arg: GmArg
+    stage: str  # TBuf the input lands in (its own dtype)
+    value: str  # TBuf of the fp32 copy (== stage for float32)
+    rows: int
+    width: int
+    pitch: int
+
+
+@dataclass(frozen=True)
+class MatmulCall:
+    """One MatMul/Gemm member computed by the cube unit through the high-level Matmul API."""
+
+    index: int
+    node: str  # comment: the ONNX node
+    a: GmArg
+    b: GmArg
+    m: int
+    n: int
+    k: int
+    trans_a: bool
+    trans_b: bool
+    dtype: str  # operand dtype (ONNX)
+    target: str  # ident of the GmArg it writes: an output, or its region of the workspace
+    batch_a: int = 0  # elements between the A matrices of a batched operand (0: one matrix)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One pass of a split-row walk over the chunks of one row: `start` runs once before the
+    chunks, `body` on each chunk (after CopyIn of `loads`), `end` once after them. Each pass
+    but the last accumulates reductions; the last also stores the outputs."""
+
+    start: tuple[str, ...]
+    body: tuple[str, ...]
+    end: tuple[str, ...]
+    loads: tuple[int, ...]  # indices into Part.loads
+
+
+@dataclass
+class Part:
+    """One tile walk of the kernel. A group whose members form separate computations (the q and
+    k halves of a rotary pair, several MatMul results) has one part per computation, run one
+    after the other on the same cores."""
+
+    index: int
+    walk: str  # "flat" | "rows" | "split_row"
+    space: tuple[int, ...]
+    width: int  # elements per row (rows, split_row); 0 for flat
+    total: int  # rows (rows, split_row) or elements (flat)
+    per_tile: int  # rows per tile, elements per tile (flat) or elements per chunk (split_row)
+    tiles: int
+    nodes: tuple[str, ...] = ()
+    loads: tuple[Load, ...] = ()
+    stores: tuple[Store, ...] = ()
+    residents: tuple[Resident, ...] = ()
+    buffers: tuple[UbBuffer, ...] = ()
+    init: tuple[str, ...] = ()  # once per core, after the residents are in UB
+    locals: tuple[str, ...] = ()  # Compute: LocalTensor declarations of the TBufs
+    body: tuple[str, ...] = ()  # Compute (rows/flat walks)
+    passes: tuple[Pass, ...] = ()  # split_row: the passes over the chunks of each row
+
+    @property
+    def chunks(self) -> int:
+        """split_row: chunks per row."""
+        return -(-self.width // self.per_tile) if self.walk == "split_row" else 0
+
+    @property
+    def ub_bytes(self) -> int:
+        return sum(b.total for b in self.buffers)
+
+
+@dataclass
+class KernelProgram:
+    """Everything the family template needs to render one kernel and its host code."""
+
+    op_name: str  # CANN op type, CamelCase
+    kernel_name: str  # entry function, snake_case
+    family: str  # elementwise | row_reduction | matmul_epilogue
+    group_id: str
+    group_kind: str
+    rule: str | None
+    target: str
+    soc: str
+    nodes: tuple[str, ...]  # comment lines: the ONNX nodes, sanitized
+    inputs: tuple[GmArg, ...]
+    outputs: tuple[GmArg, ...]
+    tile: dict  # the cost model's tile, as in report.json
+    cores: int  # vector workers (AIV) the tiles are spread over
+    buffer_num: int
+    has_datacopy_pad: bool
+    parts: tuple[Part, ...] = ()
+    scalars: tuple[str, ...] = ()  # float members read once per core
+    matmuls: tuple[MatmulCall, ...] = ()
+    cube_blocks: int = 0  # AI cores whose cube computes the MatMul results
+    workspace: tuple[tuple[GmArg, int], ...] = ()  # MatMul results kept in GM: (tensor, byte offset)
+    workspace_bytes: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ub_bytes(self) -> int:
+        return max((p.ub_bytes for p in self.parts), default=0)
+
+    @property
+    def tiles(self) -> int:
+        return sum(p.tiles for p in self.parts)
+
+
+@dataclass(frozen=True)
+class CallThrough:
+    """A group a CANN op already implements: no source, the op is named instead."""
+
+    group_id: str
+    op_name: str
+    cann_op: str
+    rule: str | None
+
+
+@dataclass(frozen=True)
+class HostOnly:
+    """Shape arithmetic: runs on the host (in the tiling/infer-shape code), no device kernel."""
+
+    group_id: str
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A group the generator cannot lower yet, and why (shown in the report)."""
+
+    group_id: str
+    reason: str

@@ -1,0 +1,446 @@
+"""Kernel verification: every generated kernel compiled against the Ascend C emulator, run on the
+inputs its group sees, and compared with onnxruntime running the group's original nodes.
+
+For one model: the original model runs once in onnxruntime on seeded random inputs at the sizes
+the cost model priced (the bound dims), with every value a group reads added as an output, so
+each kernel gets the same inputs its group gets in the model (and shape operands computed at run
+time have their real values). Each kernel's project is compiled with g++ against the emulator
+(autofuse/emulator, binaries cached by content) together with a harness that calls the project's
+own tiling function; its outputs are compared with onnxruntime's output of a model made of the
+group's member nodes, and the GM bytes the emulator counted with the cost model's prediction.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from autofuse.codegen.emit import harness_source
+from autofuse.codegen.generate import GeneratedKernel
+from autofuse.codegen.program import CallThrough, HostOnly, Unsupported
+from autofuse.cost.hardware import Hardware
+from autofuse.frontends.onnx import LoadedModel
+from autofuse.planner.plan import FusionGroup, Plan
+from autofuse.verify.onnx_runtime import (
+    TOLERANCES,
+    _index_bound,
+    _random_tensor,
+    run_model,
+)
+
+# The cost model's GM byte prediction must be met this closely by the emulator's count.
+BYTES_TOLERANCE = 0.02
+# Compiled kernels are cached here, by a hash of their sources (AUTOFUSE_KERNEL_CACHE overrides).
+CACHE_ENV = "AUTOFUSE_KERNEL_CACHE"
+
+
+def cache_directory() -> Path:
+    """Where compiled kernels are cached: $AUTOFUSE_KERNEL_CACHE, else .cache/kernels under the working directory."""
+    return Path(os.environ.get(CACHE_ENV) or Path.cwd() / ".cache" / "kernels")
+_NP_DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32, "bool": np.bool_,
+              "uint8": np.uint8, "int8": np.int8, "int16": np.int16}
+
+
+@dataclass(frozen=True)
+class KernelCheck:
+    """The outcome for one group (the report's `kernel` object is built from it)."""
+
+    group_id: str
+    compiled: bool
+    verified: bool
+    max_abs_error: float | None = None
+    gm_bytes_measured: int | None = None
+    gm_bytes_predicted: int | None = None
+    error: str | None = None
+    # Inputs the kernel reads again (see rereads()): GM reads the cost model's HBM count leaves
+    # out, since the device serves them from L2.
+    gm_bytes_rereads: int = 0
+    # What the project's own tiling function computed for the run: launch blocks, cores used,
+    # tiles of each part.
+    block_dim: int | None = None
+    used_cores: int | None = None
+    tiles: tuple[int, ...] = ()
+
+    @property
+    def bytes_within_tolerance(self) -> bool | None:
+        """Measured within BYTES_TOLERANCE of the prediction plus the kernel's re-reads."""
+        if self.gm_bytes_measured is None or not self.gm_bytes_predicted:
+            return None
+        expected = self.gm_bytes_predicted + self.gm_bytes_rereads
+        return abs(self.gm_bytes_measured - expected) <= BYTES_TOLERANCE * expected
+
+
+def rereads(program) -> int:
+    """GM bytes a kernel reads beyond the cost model's count, which reads each input once (a
+    split row's full inputs twice): small broadcast inputs loaded again by every core with tiles,
+    a large one streamed again for every row that uses it, a split row read by every pass."""
+    reads: dict[str, int] = {}
+    counted: dict[str, int] = {}
+    for part in program.parts:
+        workers = min(part.tiles, program.cores)
+        for resident in part.residents:
+            if resident.arg.role == "input":
+                reads[resident.arg.ident] = reads.get(resident.arg.ident, 0) + resident.arg.nbytes * workers
+                counted[resident.arg.ident] = resident.arg.nbytes
+        for index, load in enumerate(part.loads):
+            arg = load.arg
+            if arg.role != "input" or part.walk == "flat":
+                continue
+            size = arg.nbytes // max(arg.numel, 1)
+            if part.walk == "split_row":
+                passes = sum(1 for step in part.passes if index in step.loads)
+                amount = passes * part.total * part.width * size
+                counted[arg.ident] = arg.nbytes * (2 if arg.numel >= part.total * part.width else 1)
+            else:
+                amount = part.total * load.width * size
+                counted[arg.ident] = arg.nbytes
+            reads[arg.ident] = reads.get(arg.ident, 0) + amount
+    return sum(max(0, reads[name] - counted[name]) for name in reads)
+
+
+def check_kernels(loaded: LoadedModel, plan: Plan, kernels: Mapping[str, GeneratedKernel], hardware: Hardware,
+                  static: Mapping[str, tuple[int, ...]], *, seed: int = 0, rules: Sequence = (), workers: int = 2,
+                  cache_dir: Path | None = None) -> dict[str, KernelCheck]:
+    """Compile, run and compare every generated kernel (`workers` compiles at once). A rule's
+    `tolerance` loosens the relative tolerance of its groups where it is looser than the dtype's."""
+    by_name = {r.name: r for r in rules}
+    tolerances = {g.id: by_name[g.rule].tolerance for g in plan.groups if g.rule in by_name}
+    groups = {g.id: g for g in plan.groups if kernels.get(g.id) is not None and kernels[g.id].program is not None}
+    if not groups:
+        return {}
+    cache_dir = cache_dir or cache_directory()
+    values = _group_values(loaded, [groups[i] for i in groups], static, seed)
+    work = tempfile.mkdtemp(prefix="autofuse-kernels-")
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = {gid: pool.submit(_check, loaded, groups[gid], kernels[gid], hardware, values, Path(work) / gid,
+                                        tolerances.get(gid), cache_dir)
+                       for gid in groups}
+            return {gid: future.result() for gid, future in futures.items()}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+
+
+def _group_values(loaded: LoadedModel, groups: list[FusionGroup], static: Mapping[str, tuple[int, ...]],
+                  seed: int) -> dict[str, np.ndarray]:
+    """Every value the groups read or write, from one onnxruntime run of the original model on
+    seeded random inputs at the bound sizes (graph constants are taken from the model)."""
+    graph = loaded.graph
+    wanted = {v for g in groups for v in (*g.inputs, *g.outputs)}
+    values = {v: _constant(loaded, v) for v in wanted if v in graph.constants}
+    values = {k: v for k, v in values.items() if v is not None}
+    needed = sorted(wanted - set(values) - set(graph.inputs))
+    model = _float32_model(loaded.model)  # onnxruntime has almost no bf16 kernels on CPU
+    present = {o.name for o in model.graph.output}
+    for name in needed:
+        if name not in present:
+            kind = graph.type_of(name)
+            dtype = "float32" if kind.dtype == "bfloat16" else kind.dtype
+            elem = helper.np_dtype_to_tensor_dtype(np.dtype(_NP_DTYPES.get(dtype, np.float32)))
+            model.graph.output.append(helper.make_tensor_value_info(name, elem, None))
+    feeds = _model_inputs(loaded, static, seed)
+    results = run_model(model, feeds, loaded.base_dir)
+    values.update(feeds)
+    values.update({k: np.asarray(v) for k, v in results.items() if k in wanted})
+    return values
+
+
+def _model_inputs(loaded: LoadedModel, static: Mapping[str, tuple[int, ...]], seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    graph = loaded.model.graph
+    initializers = {t.name: t for t in graph.initializer}
+    weights = _weight_scales(loaded)
+    feeds = {}
+    for info in graph.input:
+        if info.name in initializers or info.type.WhichOneof("value") != "tensor_type":
+            continue
+        shape = static.get(info.name) or tuple(d.dim_value for d in info.type.tensor_type.shape.dim)
+        dtype = loaded.graph.type_of(info.name).dtype
+        value = _random_tensor(info.name, "float32" if dtype == "bfloat16" else dtype, tuple(shape), rng,
+                               _index_bound(graph, info.name, initializers))
+        scale = weights.get(info.name)
+        if scale is not None:
+            value = (value * scale).astype(value.dtype)
+        if dtype == "bfloat16":  # fed as fp32 holding bf16 numbers (see _float32_model)
+            value = (_bf16_bits(value).astype(np.uint32) << 16).view(np.float32)
+        feeds[info.name] = value
+    return feeds
+
+
+def _weight_scales(loaded: LoadedModel) -> dict[str, float]:
+    """Graph inputs that are MatMul weights get the 1/sqrt(K) spread an initialisation gives
+    them: with N(0, 1) weights a K-long fp32 dot product is large, and the order the cube and
+    onnxruntime accumulate in alone moves a result near zero by more than atol."""
+    scales = {}
+    for node in loaded.graph.nodes:
+        if node.op_type in ("MatMul", "Gemm") and len(node.inputs) > 1 and node.inputs[1] in loaded.graph.inputs:
+            shape = loaded.graph.type_of(node.inputs[1]).shape or ()
+            k = shape[-2] if len(shape) >= 2 and isinstance(shape[-2], int) else None
+            if k:
+                scales[node.inputs[1]] = 1.0 / math.sqrt(k)
+    return scales
+
+
+def _float32_model(model: onnx.ModelProto, halves: tuple[int, ...] = (onnx.TensorProto.BFLOAT16,)) -> onnx.ModelProto:
+    """`model` with every tensor of a `halves` dtype made float32 (the numbers it holds are the
+    same). A Cast to fp16 inside stays a rounding step (Cast to fp16, then to fp32)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    fp32 = onnx.TensorProto.FLOAT
+    graph = out.graph
+    for info in (*graph.input, *graph.output, *graph.value_info):
+        if info.type.tensor_type.elem_type in halves:
+            info.type.tensor_type.elem_type = fp32
+    for index, tensor in enumerate(graph.initializer):
+        if tensor.data_type in halves:
+            graph.initializer[index].CopyFrom(numpy_helper.from_array(
+                numpy_helper.to_array(tensor).astype(np.float32), tensor.name))
+    nodes = []
+    for node in graph.node:
+        nodes.append(node)
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR and attr.t.data_type in halves:
+                attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float32), attr.t.name))
+            if node.op_type != "Cast" or attr.name != "to" or attr.i not in halves:
+                continue
+            if attr.i == onnx.TensorProto.FLOAT16:
+                rounded = node.output[0]
+                node.output[0] = f"{rounded}@fp16"
+                nodes.append(helper.make_node("Cast", [node.output[0]], [rounded], to=fp32))
+            else:
+                attr.i = fp32
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return out
+
+
+def _constant(loaded: LoadedModel, value: str) -> np.ndarray | None:
+    array = _constant_array(loaded, value)
+    if array is not None and array.dtype.name == "bfloat16":
+        return array.astype(np.float32)  # bf16 numbers, held as fp32 (see _float32_model)
+    return array
+
+
+def _constant_array(loaded: LoadedModel, value: str) -> np.ndarray | None:
+    small = loaded.graph.constant(value)
+    if small is not None:
+        return np.asarray(small)
+    for tensor in loaded.model.graph.initializer:
+        if tensor.name == value:
+            if tensor.data_location == onnx.TensorProto.EXTERNAL and loaded.base_dir is not None:
+                onnx.external_data_helper.load_external_data_for_tensor(tensor, str(loaded.base_dir))
+            return numpy_helper.to_array(tensor)
+    for node in loaded.model.graph.node:
+        if node.op_type == "Constant" and node.output and node.output[0] == value:
+            for attr in node.attribute:
+                if attr.name == "value":
+                    return numpy_helper.to_array(attr.t)
+    return None
+
+
+# -- one kernel -------------------------------------------------------------------------------------
+
+
+def _check(loaded: LoadedModel, group: FusionGroup, kernel: GeneratedKernel, hardware: Hardware,
+           values: Mapping[str, np.ndarray], work: Path, looser: float | None, cache_dir: Path | None) -> KernelCheck:
+    from autofuse.emulator import build, run
+    from autofuse.emulator.build import EmulatorError
+
+    program = kernel.program
+    predicted = group.cost.hbm_bytes_after if group.cost else None
+    root = work / program.op_name
+    for relative, text in kernel.files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    harness = root / "cpu_check" / "harness.cpp"
+    harness.parent.mkdir(parents=True, exist_ok=True)
+    harness.write_text(harness_source(program, hardware), encoding="utf-8")
+    try:
+        exe = build([root / "op_kernel" / f"{program.kernel_name}.cpp", harness], hardware,
+                    include_dirs=[root / "op_kernel", root / "op_host"], cache_dir=cache_dir,
+                    name=program.kernel_name)
+    except EmulatorError as exc:
+        return KernelCheck(group.id, False, False, gm_bytes_predicted=predicted, error=_one_line(str(exc)))
+    data = work / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    for i, arg in enumerate(program.inputs):
+        _to_bytes(values[arg.onnx], arg.dtype, arg.shape).tofile(data / f"in{i}.bin")
+    try:
+        result = run(exe, [data]).check()
+    except EmulatorError as exc:
+        return KernelCheck(group.id, True, False, gm_bytes_predicted=predicted, error=_one_line(str(exc)))
+    launch = result.launches[-1] if result.launches else None
+    measured = launch.gm_bytes_read + launch.gm_bytes_written if launch else None
+    tiling = _TILING_LINE.search(result.stdout)
+    expected = _reference(loaded, group, values)
+    worst, problems = 0.0, []
+    for i, arg in enumerate(program.outputs):
+        actual = _from_bytes(data / f"out{i}.bin", arg.dtype, arg.shape)
+        error, problem = _compare(arg.onnx, expected[arg.onnx], actual, arg.dtype, looser)
+        worst = max(worst, error)
+        if problem:
+            problems.append(problem)
+    return KernelCheck(group.id, True, not problems, worst, measured, predicted, "; ".join(problems) or None,
+                       rereads(program), int(tiling[1]) if tiling else None,
+                       int(tiling[2]) if tiling else None,
+                       tuple(int(t) for t in tiling[3].split(",")) if tiling else ())
+
+
+_TILING_LINE = re.compile(r"tiling block_dim=(\d+) used_cores=(\d+) tiles=([\d,]+)")
+
+
+def _reference(loaded: LoadedModel, group: FusionGroup, values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """onnxruntime's outputs of a model made of the group's original nodes."""
+    graph = loaded.graph
+    protos = loaded.model.graph.node
+    nodes = [protos[graph.nodes[m].source_index] for m in group.members]
+    inputs, feeds = [], {}
+    for value in group.inputs:
+        array = np.asarray(values[value])
+        inputs.append(_value_info(value, graph.type_of(value).dtype, array.shape))
+        feeds[value] = array
+    outputs = [_value_info(v, graph.type_of(v).dtype, None) for v in group.outputs]
+    body = helper.make_graph(nodes, f"group_{group.id}", inputs, outputs)
+    model = helper.make_model(body, opset_imports=list(loaded.model.opset_import))
+    model.ir_version = loaded.model.ir_version
+    model.functions.extend(loaded.model.functions)
+    # The kernel computes half precision in fp32 (as Huawei's kernels do): its reference is the
+    # group's nodes in fp32 on the same inputs, rounding only where the graph casts to fp16.
+    halves = (onnx.TensorProto.BFLOAT16, onnx.TensorProto.FLOAT16)
+    feeds = {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in feeds.items()}
+    return run_model(_float32_model(model, halves), feeds)
+
+
+def _value_info(name: str, dtype: str | None, shape) -> onnx.ValueInfoProto:
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(_NP_DTYPES.get(dtype or "float32", np.float32)))
+    return helper.make_tensor_value_info(name, elem, None if shape is None else list(shape))
+
+
+# -- data ---------------------------------------------------------------------------------------------
+
+
+def _to_bytes(array: np.ndarray, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    array = np.asarray(array).reshape(shape)
+    if dtype == "bfloat16":
+        return _bf16_bits(array)
+    if dtype == "bool":
+        return array.astype(np.uint8)
+    return array.astype(_NP_DTYPES[dtype])
+
+
+def _from_bytes(path: Path, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    if dtype == "bfloat16":
+        bits = np.fromfile(path, dtype=np.uint16).astype(np.uint32) << 16
+        return bits.view(np.float32).reshape(shape)
+    raw = np.fromfile(path, dtype=np.uint8 if dtype == "bool" else _NP_DTYPES[dtype])
+    return (raw != 0 if dtype == "bool" else raw).reshape(shape)
+
+
+def _bf16_bits(array: np.ndarray) -> np.ndarray:
+    """Round-to-nearest-even float32 -> bfloat16 bits (what numpy cannot store)."""
+    as_float = np.asarray(array, dtype=np.float32)
+    bits = as_float.view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    return np.where(np.isnan(as_float), np.uint16(0x7FC0), rounded)
+
+
+def _compare(name: str, expected, actual: np.ndarray, dtype: str, looser: float | None) -> tuple[float, str | None]:
+    expected = np.asarray(expected)
+    if expected.shape != actual.shape:
+        return math.inf, f"output '{name}': shape {actual.shape}, expected {expected.shape}"
+    if dtype not in TOLERANCES:
+        equal = np.array_equal(expected.astype(actual.dtype), actual)
+        return (0.0, None) if equal else (math.inf, f"output '{name}' ({dtype}): values differ")
+    rtol, atol = TOLERANCES[dtype]
+    if looser is not None:
+        rtol = max(rtol, looser)
+    e, a = expected.astype(np.float64), actual.astype(np.float64)
+    close = np.isclose(a, e, rtol=rtol, atol=atol, equal_nan=True)
+    finite = np.isfinite(e) & np.isfinite(a)
+    error = float(np.max(np.abs(a[finite] - e[finite]))) if finite.any() else 0.0
+    if close.all():
+        return error, None
+    bad = int((~close).sum())
+    return error, (f"output '{name}' ({dtype}): {bad} of {close.size} elements outside rtol={rtol} atol={atol}, "
+                   f"max abs error {error:.3g}")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:600]
+
+
+# -- the report ----------------------------------------------------------------------------------------
+
+
+def kernel_entry(group: FusionGroup, kernel: GeneratedKernel | None, check: KernelCheck | None) -> dict | None:
+    """The report's per-group `kernel` object (its keys are a contract other tools read).
+
+    A generated kernel: `source` (its path under OUTDIR), `compiled`, `verified`,
+    `max_abs_error`, `gm_bytes_measured`, `gm_bytes_predicted` (null where --verify-kernels did
+    not run), plus `op_type`, `family`, `project` and `error`. A group a CANN op implements:
+    `call_through` (the CANN op) and `source` null. Shape arithmetic: `host` true. A group the
+    generator cannot lower: `generated` false and `reason`.
+    """
+    if kernel is None:
+        return None
+    predicted = group.cost.hbm_bytes_after if group.cost else None
+    entry = {"source": kernel.source, "compiled": None, "verified": None, "max_abs_error": None,
+             "gm_bytes_measured": None, "gm_bytes_predicted": predicted}
+    record = kernel.record
+    if kernel.program is not None:
+        entry.update(generated=True, op_type=kernel.program.op_name, family=kernel.program.family,
+                     project=kernel.directory)
+        if kernel.same_as:
+            entry["same_kernel_as"] = kernel.same_as
+    elif isinstance(record, CallThrough):
+        entry.update(call_through=record.cann_op, generated=False)
+    elif isinstance(record, HostOnly):
+        entry.update(host=True, generated=False)
+    elif isinstance(record, Unsupported):
+        entry.update(generated=False, reason=record.reason)
+    if check is not None:
+        entry.update(compiled=check.compiled, verified=check.verified, max_abs_error=check.max_abs_error,
+                     gm_bytes_measured=check.gm_bytes_measured, gm_bytes_rereads=check.gm_bytes_rereads)
+        if check.error:
+            entry["error"] = check.error
+    return entry
+
+
+def kernel_summary(kernels: Mapping[str, GeneratedKernel], checks: Mapping[str, KernelCheck] | None) -> str:
+    """One line: what was generated, and how the CPU checks went."""
+    generated = sum(1 for k in kernels.values() if k.program is not None)
+    unique = len({k.directory for k in kernels.values() if k.program is not None})
+    calls = sum(1 for k in kernels.values() if isinstance(k.record, CallThrough))
+    host = sum(1 for k in kernels.values() if isinstance(k.record, HostOnly))
+    missing = sum(1 for k in kernels.values() if isinstance(k.record, Unsupported))
+    text = f"{generated} generated ({unique} distinct), {calls} CANN call-through, {host} host-side"
+    if missing:
+        text += f", {missing} not generated"
+    if checks is None:
+        return text
+    verified = [c for c in checks.values() if c.verified]
+    worst = max((c.max_abs_error or 0.0 for c in verified), default=0.0)
+    within = sum(1 for c in verified if c.bytes_within_tolerance)
+    again = sum(c.gm_bytes_rereads for c in verified)
+    text += (f"; verified {len(verified)}/{len(checks)} on the CPU emulator (max abs error {worst:.3g}), "
+             f"GM bytes within {BYTES_TOLERANCE:.0%} of the cost model: {within}/{len(verified)}")
+    if again:
+        text += f" (counting {again:,} B of inputs read again, which the cost model leaves to L2)"
+    failed = [c for c in checks.values() if not c.verified]
+    if failed:
+        text += "; FAILED: " + "; ".join(f"{c.group_id}: {c.error}" for c in failed[:3])
+    return text

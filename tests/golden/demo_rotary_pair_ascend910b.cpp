@@ -1,0 +1,405 @@
+// AutofuseRotaryMulPair5: Ascend C kernel written by autofuse 0.1.0 for fused group g5
+// (rotary, rule rotary_embedding) on ascend910b. Do not edit: regenerate it.
+// Family: elementwise. Every member is an elementwise or broadcast op (or a view of one): each
+// tile is loaded (CopyIn), computed in fp32 by vector instructions (Compute) and stored (CopyOut),
+// double-buffered so the loads of tile t+1 overlap the compute of tile t. Tiles of whole rows where
+// a value is broadcast per row or per column; flat runs of elements otherwise.
+
+// ONNX nodes it replaces, in order:
+//   Transpose node_transpose
+//   Transpose node_transpose_1
+//   Mul node_mul_125
+//   Slice node_slice_1
+//   Slice node_slice_2
+//   Neg node_neg
+//   Concat node_cat_1
+//   Mul node_mul_142
+//   Add node_add_199
+//   Mul node_mul_150
+//   Slice node_slice_3
+//   Slice node_slice_4
+//   Neg node_neg_1
+//   Concat node_cat_2
+//   Mul node_mul_166
+//   Add node_add_235
+// Tile chosen by autofuse's cost model: elementwise, 256 rows of 16 per tile, 2 cores, 2 tiles, double-buffered.
+#include "kernel_operator.h"
+
+#include "autofuse_rotary_mul_pair5_tiling.h"
+
+using namespace AscendC;
+
+namespace {
+// Vector results read by the scalar unit (GetValue) wait for the vector pipe, and scalar writes
+// (SetValue) are waited for before vector instructions read them.
+__aicore__ inline void AfWaitVector()
+{
+    event_t id = static_cast<event_t>(GetTPipePtr()->FetchEventID(HardEvent::V_S));
+    SetFlag<HardEvent::V_S>(id);
+    WaitFlag<HardEvent::V_S>(id);
+}
+
+__aicore__ inline void AfWaitScalar()
+{
+    event_t id = static_cast<event_t>(GetTPipePtr()->FetchEventID(HardEvent::S_V));
+    SetFlag<HardEvent::S_V>(id);
+    WaitFlag<HardEvent::S_V>(id);
+}
+
+__aicore__ inline uint32_t AfAlignUp(uint32_t value, uint32_t multiple)
+{
+    return (value + multiple - 1) / multiple * multiple;
+}
+
+__aicore__ inline float AfBitsToFloat(uint32_t bits)
+{
+    union {
+        uint32_t u;
+        float f;
+    } v;
+    v.u = bits;
+    return v.f;
+}
+
+// GM -> UB: `rows` rows of `width` elements, `srcStride` elements apart in GM (== width: the rows
+// follow each other), each landing `pitch` elements apart in UB. Unaligned lengths use DataCopyPad.
+template <typename T>
+__aicore__ inline void AfCopyRowsIn(const LocalTensor<T>& dst, const GlobalTensor<T>& src, uint32_t rows,
+                                    uint32_t width, uint32_t pitch, uint64_t srcStride)
+{
+    const uint32_t bytes = width * sizeof(T);
+    if (srcStride == width && pitch == width && (bytes * rows) % 32 == 0) {
+        DataCopy(dst, src, rows * width);
+        return;
+    }
+    const uint32_t gap = (pitch * sizeof(T) - AfAlignUp(bytes, 32)) / 32;
+    if (srcStride >= width) {
+        for (uint32_t done = 0; done < rows; done += 4095) {
+            const uint16_t count = static_cast<uint16_t>(rows - done < 4095 ? rows - done : 4095);
+            DataCopyExtParams params{count, bytes, static_cast<uint32_t>((srcStride - width) * sizeof(T)), gap, 0};
+            DataCopyPad(dst[done * pitch], src[done * srcStride], params, DataCopyPadExtParams<T>{false, 0, 0, 0});
+        }
+        return;
+    }
+    for (uint32_t r = 0; r < rows; ++r) {  // the same GM row again (a broadcast)
+        DataCopyExtParams params{1, bytes, 0, 0, 0};
+        DataCopyPad(dst[r * pitch], src[r * srcStride], params, DataCopyPadExtParams<T>{false, 0, 0, 0});
+    }
+}
+
+// UB -> GM: `rows` rows of `width` elements, `pitch` apart in UB, contiguous in GM.
+template <typename T>
+__aicore__ inline void AfCopyRowsOut(const GlobalTensor<T>& dst, const LocalTensor<T>& src, uint32_t rows,
+                                     uint32_t width, uint32_t pitch)
+{
+    const uint32_t bytes = width * sizeof(T);
+    if (pitch == width && (bytes * rows) % 32 == 0) {
+        DataCopy(dst, src, rows * width);
+        return;
+    }
+    const uint32_t gap = (pitch * sizeof(T) - AfAlignUp(bytes, 32)) / 32;
+    for (uint32_t done = 0; done < rows; done += 4095) {
+        const uint16_t count = static_cast<uint16_t>(rows - done < 4095 ? rows - done : 4095);
+        DataCopyExtParams params{count, bytes, gap, 0, 0};
+        DataCopyPad(dst[done * width], src[done * pitch], params);
+    }
+}
+
+// UB -> GM: `pieces` runs of `width` elements, consecutive in UB, `dstStride` elements apart in GM.
+template <typename T>
+__aicore__ inline void AfCopyPiecesOut(const GlobalTensor<T>& dst, const LocalTensor<T>& src, uint32_t pieces,
+                                       uint32_t width, uint64_t dstStride)
+{
+    const uint32_t bytes = width * sizeof(T);
+    DataCopyExtParams params{static_cast<uint16_t>(pieces), bytes, 0, static_cast<uint32_t>((dstStride - width) * sizeof(T)), 0};
+    DataCopyPad(dst, src, params);
+}
+
+class KernelAutofuseRotaryMulPair5 {
+public:
+    __aicore__ inline KernelAutofuseRotaryMulPair5() {}
+
+    __aicore__ inline void Init(GM_ADDR x, GM_ADDR cos, GM_ADDR sin, GM_ADDR x3, GM_ADDR y, GM_ADDR y1, GM_ADDR workspace,
+                                const AutofuseRotaryMulPair5TilingData& td, TPipe* pipe)
+    {
+        pipe_ = pipe;
+        td_ = td;
+        xGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(x), 2048);  // unsqueeze_14
+        cosGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(cos), 2048);  // unsqueeze_15
+        sinGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(sin), 8192);  // view
+        x3Gm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(x3), 4096);  // view_1
+        yGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(y), 8192);  // add_199
+        y1Gm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(y1), 4096);  // add_235
+    }
+
+    __aicore__ inline void Process()
+    {
+        const uint32_t worker = static_cast<uint32_t>(GetBlockIdx());
+        if (worker >= td_.usedCores) {
+            return;  // more cores launched than the tiles need
+        }
+        Part0(worker);
+        Part1(worker);
+    }
+
+private:
+    // -- part 0: 512 rows of space [1, 4, 128, 16], tiles of 256 rows of 16 elements (UB rows of 16)
+
+    __aicore__ inline void Part0(uint32_t worker)
+    {
+        pipe_->InitBuffer(q_sin, 2, 16384);  // transpose
+        pipe_->InitBuffer(res_x, 8192);  // x
+        pipe_->InitBuffer(tmp0, 16640);  // tmp0
+        pipe_->InitBuffer(tmp1, 16640);  // tmp1
+        pipe_->InitBuffer(tmp2, 16640);  // tmp2
+        pipe_->InitBuffer(res_cos, 8192);  // cos
+        pipe_->InitBuffer(q_y, 2, 16384);  // add_199
+        // Tiles [first, first + count) of the part's td_.part0Tiles: the first `rem` cores take one more.
+        const uint32_t tiles = td_.part0Tiles;
+        const uint32_t base = tiles / td_.usedCores;
+        const uint32_t rem = tiles % td_.usedCores;
+        const uint32_t first = worker * base + (worker < rem ? worker : rem);
+        const uint32_t count = base + (worker < rem ? 1 : 0);
+        if (count > 0) {
+            LoadResidents0();
+        }
+        for (uint32_t t = first; t < first + count; ++t) {
+            const uint64_t rowStart = static_cast<uint64_t>(t) * 256;
+            const uint32_t rows = (t + 1 == tiles) ? td_.part0LastTile : 256;
+            CopyIn0(rowStart, rows);
+            Compute0(rowStart, rows);
+            CopyOut0(rowStart, rows);
+        }
+    }
+
+    // Small inputs, loaded whole once per core and kept in UB as fp32 rows.
+    __aicore__ inline void LoadResidents0()
+    {
+        LocalTensor<float> t_res_x = res_x.Get<float>();
+        AfCopyRowsIn(t_res_x, xGm, 128, 16, 16, 16);
+        LocalTensor<float> t_res_cos = res_cos.Get<float>();
+        AfCopyRowsIn(t_res_cos, cosGm, 128, 16, 16, 16);
+        event_t loaded = static_cast<event_t>(GetTPipePtr()->FetchEventID(HardEvent::MTE2_V));
+        SetFlag<HardEvent::MTE2_V>(loaded);
+        WaitFlag<HardEvent::MTE2_V>(loaded);
+        AfWaitScalar();
+        PipeBarrier<PIPE_V>();
+    }
+
+    __aicore__ inline void CopyIn0(uint64_t rowStart, uint32_t rows)
+    {
+        LocalTensor<float> x_q_sin = q_sin.AllocTensor<float>();
+        for (uint32_t r = 0; r < rows;) {  // rows gathered from GM 16, 64 elements apart
+            const uint64_t R = rowStart + r;
+            const uint32_t left = 128 - static_cast<uint32_t>(R % 128);
+            const uint32_t run = rows - r < left ? rows - r : left;
+            AfCopyRowsIn(x_q_sin[r * 16], sinGm[((R % 128) * 64) + (((R / 128) % 4) * 16)], run, 16, 16, 64);
+            r += run;
+        }
+        q_sin.EnQue(x_q_sin);
+    }
+
+    __aicore__ inline void Compute0(uint64_t rowStart, uint32_t rows)
+    {
+        LocalTensor<float> x_q_sin = q_sin.DeQue<float>();
+        LocalTensor<float> y_q_y = q_y.AllocTensor<float>();
+        LocalTensor<float> t_res_x = res_x.Get<float>();
+        LocalTensor<float> t_tmp0 = tmp0.Get<float>();
+        LocalTensor<float> t_tmp1 = tmp1.Get<float>();
+        LocalTensor<float> t_tmp2 = tmp2.Get<float>();
+        LocalTensor<float> t_res_cos = res_cos.Get<float>();
+        // Mul node_mul_125
+        AfWaitVector();
+        for (uint32_t r = 0; r < rows; ++r) {
+            const uint64_t R = rowStart + r;
+            Mul(t_tmp0[r * 16], x_q_sin[r * 16], t_res_x[(((R % 128) * 16))], 16);
+            PipeBarrier<PIPE_V>();
+        }
+        // Neg node_neg
+        AfWaitVector();
+        for (uint32_t r = 0; r < rows; ++r) {
+            Muls(t_tmp1[r * 16], x_q_sin[r * 16 + 8], 1.0f, 8);
+            PipeBarrier<PIPE_V>();
+        }
+        Muls(t_tmp1, t_tmp1, -1.0f, rows * 16);
+        PipeBarrier<PIPE_V>();
+        // Concat node_cat_1
+        AfWaitVector();
+        for (uint32_t r = 0; r < rows; ++r) {
+            Muls(t_tmp2[r * 16], t_tmp1[r * 16], 1.0f, 8);
+            PipeBarrier<PIPE_V>();
+        }
+        AfWaitVector();
+        for (uint32_t r = 0; r < rows; ++r) {
+            Muls(t_tmp2[r * 16 + 8], x_q_sin[r * 16], 1.0f, 8);
+            PipeBarrier<PIPE_V>();
+        }
+        // Mul node_mul_142
+        AfWaitVector();
+        for (uint32_t r = 0; r < rows; ++r) {
+            const uint64_t R = rowStart + r;
+            Mul(t_tmp2[r * 16], t_tmp2[r * 16], t_res_cos[(((R % 128) * 16))], 16);
+            PipeBarrier<PIPE_V>();
+        }
+        // Add node_add_199
+        Add(y_q_y, t_tmp0, t_tmp2, rows * 16);
+        PipeBarrier<PIPE_V>();
+        q_y.EnQue(y_q_y);
+        q_sin.FreeTensor(x_q_sin);
+    }
+
+    __aicore__ inline void CopyOut0(uint64_t rowStart, uint32_t rows)
+    {
+        LocalTensor<float> y_q_y = q_y.DeQue<float>();
+        AfCopyRowsOut(yGm[rowStart * 16], y_q_y, rows, 16, 16);
+        q_y.FreeTensor(y_q_y);
+    }
+    TQue<QuePosition::VECIN, 1> q_sin;
+    TBuf<TPosition::VECCALC> res_x;
+    TBuf<TPosition::VECCALC> tmp0;
+    TBuf<TPosition::VECCALC> tmp1;
+    TBuf<TPosition::VECCALC> tmp2;
+    TBuf<TPosition::VECCALC> res_cos;
+    TQue<QuePosition::VECOUT, 1> q_y;
+
+    // -- part 1: 256 rows of space [1, 2, 128, 16], tiles of 256 rows of 16 elements (UB rows of 16)
+
+    __aicore__ inline void Part1(uint32_t worker)
+    {
+        pipe_->Reset();
+        pipe_->InitBuffer(q_p1_x3, 2, 16384);  // transpose_1
+        pipe_->InitBuffer(p1_res_x, 8192);  // x
+        pipe_->InitBuffer(p1_tmp0, 16640);  // tmp0
+        pipe_->InitBuffer(p1_tmp1, 16640);  // tmp1
+        pipe_->InitBuffer(p1_tmp2, 16640);  // tmp2
+        pipe_->InitBuffer(p1_res_cos, 8192);  // cos
+        pipe_->InitBuffer(q_p1_y1, 2, 16384);  // add_235
+        // Tiles [first, first + count) of the part's td_.part1Tiles: the first `rem` cores take one more.
+        const uint32_t tiles = td_.part1Tiles;
+        const uint32_t base = tiles / td_.usedCores;
+        const uint32_t rem = tiles % td_.usedCores;
+        const uint32_t first = worker * base + (worker < rem ? worker : rem);
+        const uint32_t count = base + (worker < rem ? 1 : 0);
+        if (count > 0) {
+            LoadResidents1();
+        }
+        for (uint32_t t = first; t < first + count; ++t) {
+            const uint64_t rowStart = static_cast<uint64_t>(t) * 256;
+            const uint32_t rows = (t + 1 == tiles) ? td_.part1LastTile : 256;
+            CopyIn1(rowStart, rows);
+            Compute1(rowStart, rows);
+            CopyOut1(rowStart, rows);
+        }
+    }
+
+    // Small inputs, loaded whole once per core and kept in UB as fp32 rows.
+    __aicore__ inline void LoadResidents1()
+    {
+        LocalTensor<float> t_p1_res_x = p1_res_x.Get<float>();
+        AfCopyRowsIn(t_p1_res_x, xGm, 128, 16, 16, 16);
+        LocalTensor<float> t_p1_res_cos = p1_res_cos.Get<float>();
+        AfCopyRowsIn(t_p1_res_cos, cosGm, 128, 16, 16, 16);
+        event_t loaded = static_cast<event_t>(GetTPipePtr()->FetchEventID(HardEvent::MTE2_V));
+        SetFlag<HardEvent::MTE2_V>(loaded);
+        WaitFlag<HardEvent::MTE2_V>(loaded);
+        AfWaitScalar();
+        PipeBarrier<PIPE_V>();
+    }
+
+    __aicore__ inline void CopyIn1(uint64_t rowStart, uint32_t rows)
+    {
+        LocalTensor<float> x_q_p1_x3 = q_p1_x3.AllocTensor<float>();
+        for (uint32_t r = 0; r < rows;) {  // rows gathered from GM 16, 32 elements apart
+            const uint64_t R = rowStart + r;
+            const uint32_t left = 128 - static_cast<uint32_t>(R % 128);
+            const uint32_t run = rows - r < left ? rows - r : left;
+            AfCopyRowsIn(x_q_p1_x3[r * 16], x3Gm[((R % 128) * 32) + (((R / 128) % 2) * 16)], run, 16, 16, 32);
+            r += run;
+        }
+        q_p1_x3.EnQue(x_q_p1_x3);
+    }
+
+    __aicore__ inline void Compute1(uint64_t rowStart, uint32_t rows)
+    {
+        LocalTensor<float> x_q_p1_x3 = q_p1_x3.DeQue<float>();
+        LocalTensor<float> y_q_p1_y1 = q_p1_y1.AllocTensor<float>();
+        LocalTensor<float> t_p1_res_x = p1_res_x.Get<float>();
+        LocalTensor<float> t_p1_tmp0 = p1_tmp0.Get<float>();
+        LocalTensor<float> t_p1_tmp1 = p1_tmp1.Get<float>();
+        LocalTensor<float> t_p1_tmp2 = p1_tmp2.Get<float>();
+        LocalTensor<float> t_p1_res_cos = p1_res_cos.Get<float>();
+        // Mul node_mul_150
+        AfWaitVector();
+        for (uint32_t r = 0; r < rows; ++r) {
+            const uint64_t R = rowStart + r;
+            Mul(t_p1_tmp0[r * 16], x_q_p1_x3[r * 16], t_p1_res_x[(((R % 128) * 16))], 16);
+            PipeBarrier<PIPE_V>();
+        }
+        // Neg node_neg_1
+        AfWaitVector();
+        for (uint32_t r = 0; r < rows; ++r) {
+            Muls(t_p1_tmp1[r * 16], x_q_p1_x3[r * 16 + 8], 1.0f, 8);
+            PipeBarrier<PIPE_V>();
+        }
+        Muls(t_p1_tmp1, t_p1_tmp1, -1.0f, rows * 16);
+        PipeBarrier<PIPE_V>();
+        // Concat node_cat_2
+        AfWaitVector();
+        for (uint32_t r = 0; r < rows; ++r) {
+            Muls(t_p1_tmp2[r * 16], t_p1_tmp1[r * 16], 1.0f, 8);
+            PipeBarrier<PIPE_V>();
+        }
+        AfWaitVector();
+        for (uint32_t r = 0; r < rows; ++r) {
+            Muls(t_p1_tmp2[r * 16 + 8], x_q_p1_x3[r * 16], 1.0f, 8);
+            PipeBarrier<PIPE_V>();
+        }
+        // Mul node_mul_166
+        AfWaitVector();
+        for (uint32_t r = 0; r < rows; ++r) {
+            const uint64_t R = rowStart + r;
+            Mul(t_p1_tmp2[r * 16], t_p1_tmp2[r * 16], t_p1_res_cos[(((R % 128) * 16))], 16);
+            PipeBarrier<PIPE_V>();
+        }
+        // Add node_add_235
+        Add(y_q_p1_y1, t_p1_tmp0, t_p1_tmp2, rows * 16);
+        PipeBarrier<PIPE_V>();
+        q_p1_y1.EnQue(y_q_p1_y1);
+        q_p1_x3.FreeTensor(x_q_p1_x3);
+    }
+
+    __aicore__ inline void CopyOut1(uint64_t rowStart, uint32_t rows)
+    {
+        LocalTensor<float> y_q_p1_y1 = q_p1_y1.DeQue<float>();
+        AfCopyRowsOut(y1Gm[rowStart * 16], y_q_p1_y1, rows, 16, 16);
+        q_p1_y1.FreeTensor(y_q_p1_y1);
+    }
+    TQue<QuePosition::VECIN, 1> q_p1_x3;
+    TBuf<TPosition::VECCALC> p1_res_x;
+    TBuf<TPosition::VECCALC> p1_tmp0;
+    TBuf<TPosition::VECCALC> p1_tmp1;
+    TBuf<TPosition::VECCALC> p1_tmp2;
+    TBuf<TPosition::VECCALC> p1_res_cos;
+    TQue<QuePosition::VECOUT, 1> q_p1_y1;
+
+    TPipe* pipe_;
+    AutofuseRotaryMulPair5TilingData td_;
+    GlobalTensor<float> xGm;
+    GlobalTensor<float> cosGm;
+    GlobalTensor<float> sinGm;
+    GlobalTensor<float> x3Gm;
+    GlobalTensor<float> yGm;
+    GlobalTensor<float> y1Gm;
+};
+}  // namespace
+
+extern "C" __global__ __aicore__ void autofuse_rotary_mul_pair5(GM_ADDR x, GM_ADDR cos, GM_ADDR sin, GM_ADDR x3, GM_ADDR y, GM_ADDR y1, GM_ADDR workspace, GM_ADDR tiling)
+{
+    KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_AIV_ONLY);
+    REGISTER_TILING_DEFAULT(AutofuseRotaryMulPair5TilingData);
+    GET_TILING_DATA(td, tiling);
+    TPipe pipe;
+    KernelAutofuseRotaryMulPair5 op;
+    op.Init(x, cos, sin, x3, y, y1, workspace, td, &pipe);
+    op.Process();
+}

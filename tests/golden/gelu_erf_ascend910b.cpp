@@ -1,0 +1,214 @@
+// AutofuseGelu0: Ascend C kernel written by autofuse 0.1.0 for fused group g0
+// (elementwise, rule gelu_erf) on ascend910b. Do not edit: regenerate it.
+// Family: elementwise. Every member is an elementwise or broadcast op (or a view of one): each
+// tile is loaded (CopyIn), computed in fp32 by vector instructions (Compute) and stored (CopyOut),
+// double-buffered so the loads of tile t+1 overlap the compute of tile t. Tiles of whole rows where
+// a value is broadcast per row or per column; flat runs of elements otherwise.
+
+// ONNX nodes it replaces, in order:
+//   Div Div_0
+//   Erf Erf_1
+//   Add Add_2
+//   Mul Mul_3
+//   Mul Mul_4
+// Tile chosen by autofuse's cost model: elementwise, 2048 elements per tile, 1 cores, 1 tiles, double-buffered.
+#include "kernel_operator.h"
+
+#include "autofuse_gelu0_tiling.h"
+
+using namespace AscendC;
+
+namespace {
+// Vector results read by the scalar unit (GetValue) wait for the vector pipe, and scalar writes
+// (SetValue) are waited for before vector instructions read them.
+__aicore__ inline void AfWaitVector()
+{
+    event_t id = static_cast<event_t>(GetTPipePtr()->FetchEventID(HardEvent::V_S));
+    SetFlag<HardEvent::V_S>(id);
+    WaitFlag<HardEvent::V_S>(id);
+}
+
+__aicore__ inline void AfWaitScalar()
+{
+    event_t id = static_cast<event_t>(GetTPipePtr()->FetchEventID(HardEvent::S_V));
+    SetFlag<HardEvent::S_V>(id);
+    WaitFlag<HardEvent::S_V>(id);
+}
+
+__aicore__ inline uint32_t AfAlignUp(uint32_t value, uint32_t multiple)
+{
+    return (value + multiple - 1) / multiple * multiple;
+}
+
+__aicore__ inline float AfBitsToFloat(uint32_t bits)
+{
+    union {
+        uint32_t u;
+        float f;
+    } v;
+    v.u = bits;
+    return v.f;
+}
+
+// GM -> UB: `rows` rows of `width` elements, `srcStride` elements apart in GM (== width: the rows
+// follow each other), each landing `pitch` elements apart in UB. Unaligned lengths use DataCopyPad.
+template <typename T>
+__aicore__ inline void AfCopyRowsIn(const LocalTensor<T>& dst, const GlobalTensor<T>& src, uint32_t rows,
+                                    uint32_t width, uint32_t pitch, uint64_t srcStride)
+{
+    const uint32_t bytes = width * sizeof(T);
+    if (srcStride == width && pitch == width && (bytes * rows) % 32 == 0) {
+        DataCopy(dst, src, rows * width);
+        return;
+    }
+    const uint32_t gap = (pitch * sizeof(T) - AfAlignUp(bytes, 32)) / 32;
+    if (srcStride >= width) {
+        for (uint32_t done = 0; done < rows; done += 4095) {
+            const uint16_t count = static_cast<uint16_t>(rows - done < 4095 ? rows - done : 4095);
+            DataCopyExtParams params{count, bytes, static_cast<uint32_t>((srcStride - width) * sizeof(T)), gap, 0};
+            DataCopyPad(dst[done * pitch], src[done * srcStride], params, DataCopyPadExtParams<T>{false, 0, 0, 0});
+        }
+        return;
+    }
+    for (uint32_t r = 0; r < rows; ++r) {  // the same GM row again (a broadcast)
+        DataCopyExtParams params{1, bytes, 0, 0, 0};
+        DataCopyPad(dst[r * pitch], src[r * srcStride], params, DataCopyPadExtParams<T>{false, 0, 0, 0});
+    }
+}
+
+// UB -> GM: `rows` rows of `width` elements, `pitch` apart in UB, contiguous in GM.
+template <typename T>
+__aicore__ inline void AfCopyRowsOut(const GlobalTensor<T>& dst, const LocalTensor<T>& src, uint32_t rows,
+                                     uint32_t width, uint32_t pitch)
+{
+    const uint32_t bytes = width * sizeof(T);
+    if (pitch == width && (bytes * rows) % 32 == 0) {
+        DataCopy(dst, src, rows * width);
+        return;
+    }
+    const uint32_t gap = (pitch * sizeof(T) - AfAlignUp(bytes, 32)) / 32;
+    for (uint32_t done = 0; done < rows; done += 4095) {
+        const uint16_t count = static_cast<uint16_t>(rows - done < 4095 ? rows - done : 4095);
+        DataCopyExtParams params{count, bytes, gap, 0, 0};
+        DataCopyPad(dst[done * width], src[done * pitch], params);
+    }
+}
+
+// UB -> GM: `pieces` runs of `width` elements, consecutive in UB, `dstStride` elements apart in GM.
+template <typename T>
+__aicore__ inline void AfCopyPiecesOut(const GlobalTensor<T>& dst, const LocalTensor<T>& src, uint32_t pieces,
+                                       uint32_t width, uint64_t dstStride)
+{
+    const uint32_t bytes = width * sizeof(T);
+    DataCopyExtParams params{static_cast<uint16_t>(pieces), bytes, 0, static_cast<uint32_t>((dstStride - width) * sizeof(T)), 0};
+    DataCopyPad(dst, src, params);
+}
+
+class KernelAutofuseGelu0 {
+public:
+    __aicore__ inline KernelAutofuseGelu0() {}
+
+    __aicore__ inline void Init(GM_ADDR x, GM_ADDR y, GM_ADDR workspace,
+                                const AutofuseGelu0TilingData& td, TPipe* pipe)
+    {
+        pipe_ = pipe;
+        td_ = td;
+        xGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(x), 2048);  // x
+        yGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(y), 2048);  // y
+    }
+
+    __aicore__ inline void Process()
+    {
+        const uint32_t worker = static_cast<uint32_t>(GetBlockIdx());
+        if (worker >= td_.usedCores) {
+            return;  // more cores launched than the tiles need
+        }
+        Part0(worker);
+    }
+
+private:
+    // -- part 0: 2048 elements of space [1, 128, 16], flat tiles of 2048 elements
+
+    __aicore__ inline void Part0(uint32_t worker)
+    {
+        pipe_->InitBuffer(q_x, 2, 8192);  // x
+        pipe_->InitBuffer(tmp0, 8448);  // tmp0
+        pipe_->InitBuffer(tmp1, 8448);  // tmp1
+        pipe_->InitBuffer(q_y, 2, 8192);  // y
+        // Tiles [first, first + count) of the part's td_.part0Tiles: the first `rem` cores take one more.
+        const uint32_t tiles = td_.part0Tiles;
+        const uint32_t base = tiles / td_.usedCores;
+        const uint32_t rem = tiles % td_.usedCores;
+        const uint32_t first = worker * base + (worker < rem ? worker : rem);
+        const uint32_t count = base + (worker < rem ? 1 : 0);
+        for (uint32_t t = first; t < first + count; ++t) {
+            const uint64_t start = static_cast<uint64_t>(t) * 2048;
+            const uint32_t len = (t + 1 == tiles) ? td_.part0LastTile : 2048;
+            CopyIn0(start, len);
+            Compute0(start, len);
+            CopyOut0(start, len);
+        }
+    }
+
+    __aicore__ inline void CopyIn0(uint64_t start, uint32_t len)
+    {
+        LocalTensor<float> x_q_x = q_x.AllocTensor<float>();
+        AfCopyRowsIn(x_q_x, xGm[start], 1, len, AfAlignUp(len, 8), len);
+        q_x.EnQue(x_q_x);
+    }
+
+    __aicore__ inline void Compute0(uint64_t start, uint32_t len)
+    {
+        LocalTensor<float> x_q_x = q_x.DeQue<float>();
+        LocalTensor<float> y_q_y = q_y.AllocTensor<float>();
+        LocalTensor<float> t_tmp0 = tmp0.Get<float>();
+        LocalTensor<float> t_tmp1 = tmp1.Get<float>();
+        // Div Div_0
+        Duplicate(t_tmp1, 1.4142135f, len);
+        PipeBarrier<PIPE_V>();
+        Div(t_tmp0, x_q_x, t_tmp1, len);
+        PipeBarrier<PIPE_V>();
+        // Erf Erf_1
+        Erf(t_tmp0, t_tmp0, len);
+        PipeBarrier<PIPE_V>();
+        // Add Add_2
+        Adds(t_tmp0, t_tmp0, 1.0f, len);
+        PipeBarrier<PIPE_V>();
+        // Mul Mul_3
+        Muls(t_tmp0, t_tmp0, 0.5f, len);
+        PipeBarrier<PIPE_V>();
+        // Mul Mul_4
+        Mul(y_q_y, x_q_x, t_tmp0, len);
+        PipeBarrier<PIPE_V>();
+        q_y.EnQue(y_q_y);
+        q_x.FreeTensor(x_q_x);
+    }
+
+    __aicore__ inline void CopyOut0(uint64_t start, uint32_t len)
+    {
+        LocalTensor<float> y_q_y = q_y.DeQue<float>();
+        AfCopyRowsOut(yGm[start], y_q_y, 1, len, AfAlignUp(len, 8));
+        q_y.FreeTensor(y_q_y);
+    }
+    TQue<QuePosition::VECIN, 1> q_x;
+    TBuf<TPosition::VECCALC> tmp0;
+    TBuf<TPosition::VECCALC> tmp1;
+    TQue<QuePosition::VECOUT, 1> q_y;
+
+    TPipe* pipe_;
+    AutofuseGelu0TilingData td_;
+    GlobalTensor<float> xGm;
+    GlobalTensor<float> yGm;
+};
+}  // namespace
+
+extern "C" __global__ __aicore__ void autofuse_gelu0(GM_ADDR x, GM_ADDR y, GM_ADDR workspace, GM_ADDR tiling)
+{
+    KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_AIV_ONLY);
+    REGISTER_TILING_DEFAULT(AutofuseGelu0TilingData);
+    GET_TILING_DATA(td, tiling);
+    TPipe pipe;
+    KernelAutofuseGelu0 op;
+    op.Init(x, y, workspace, td, &pipe);
+    op.Process();
+}

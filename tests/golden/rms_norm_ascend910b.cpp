@@ -1,0 +1,258 @@
+// AutofuseRmsNorm0: Ascend C kernel written by autofuse 0.1.0 for fused group g0
+// (norm, rule rms_norm) on ascend910b. Do not edit: regenerate it.
+// Family: row_reduction. The group reduces each row (a norm, a softmax, a reduction) and uses the
+// per-row results again on the same row: a tile holds whole rows, each row is reduced with
+// ReduceSum/ReduceMax into a per-row fp32 value, and the elementwise tail reads it back per row.
+
+// ONNX nodes it replaces, in order:
+//   Pow Pow_0
+//   ReduceMean ReduceMean_1
+//   Add Add_2
+//   Sqrt Sqrt_3
+//   Reciprocal Reciprocal_4
+//   Mul Mul_5
+//   Mul Mul_6
+// Tile chosen by autofuse's cost model: rows, 100 rows of 8 per tile, 1 cores, 1 tiles, double-buffered.
+#include "kernel_operator.h"
+
+#include "autofuse_rms_norm0_tiling.h"
+
+using namespace AscendC;
+
+namespace {
+// Vector results read by the scalar unit (GetValue) wait for the vector pipe, and scalar writes
+// (SetValue) are waited for before vector instructions read them.
+__aicore__ inline void AfWaitVector()
+{
+    event_t id = static_cast<event_t>(GetTPipePtr()->FetchEventID(HardEvent::V_S));
+    SetFlag<HardEvent::V_S>(id);
+    WaitFlag<HardEvent::V_S>(id);
+}
+
+__aicore__ inline void AfWaitScalar()
+{
+    event_t id = static_cast<event_t>(GetTPipePtr()->FetchEventID(HardEvent::S_V));
+    SetFlag<HardEvent::S_V>(id);
+    WaitFlag<HardEvent::S_V>(id);
+}
+
+__aicore__ inline uint32_t AfAlignUp(uint32_t value, uint32_t multiple)
+{
+    return (value + multiple - 1) / multiple * multiple;
+}
+
+__aicore__ inline float AfBitsToFloat(uint32_t bits)
+{
+    union {
+        uint32_t u;
+        float f;
+    } v;
+    v.u = bits;
+    return v.f;
+}
+
+// GM -> UB: `rows` rows of `width` elements, `srcStride` elements apart in GM (== width: the rows
+// follow each other), each landing `pitch` elements apart in UB. Unaligned lengths use DataCopyPad.
+template <typename T>
+__aicore__ inline void AfCopyRowsIn(const LocalTensor<T>& dst, const GlobalTensor<T>& src, uint32_t rows,
+                                    uint32_t width, uint32_t pitch, uint64_t srcStride)
+{
+    const uint32_t bytes = width * sizeof(T);
+    if (srcStride == width && pitch == width && (bytes * rows) % 32 == 0) {
+        DataCopy(dst, src, rows * width);
+        return;
+    }
+    const uint32_t gap = (pitch * sizeof(T) - AfAlignUp(bytes, 32)) / 32;
+    if (srcStride >= width) {
+        for (uint32_t done = 0; done < rows; done += 4095) {
+            const uint16_t count = static_cast<uint16_t>(rows - done < 4095 ? rows - done : 4095);
+            DataCopyExtParams params{count, bytes, static_cast<uint32_t>((srcStride - width) * sizeof(T)), gap, 0};
+            DataCopyPad(dst[done * pitch], src[done * srcStride], params, DataCopyPadExtParams<T>{false, 0, 0, 0});
+        }
+        return;
+    }
+    for (uint32_t r = 0; r < rows; ++r) {  // the same GM row again (a broadcast)
+        DataCopyExtParams params{1, bytes, 0, 0, 0};
+        DataCopyPad(dst[r * pitch], src[r * srcStride], params, DataCopyPadExtParams<T>{false, 0, 0, 0});
+    }
+}
+
+// UB -> GM: `rows` rows of `width` elements, `pitch` apart in UB, contiguous in GM.
+template <typename T>
+__aicore__ inline void AfCopyRowsOut(const GlobalTensor<T>& dst, const LocalTensor<T>& src, uint32_t rows,
+                                     uint32_t width, uint32_t pitch)
+{
+    const uint32_t bytes = width * sizeof(T);
+    if (pitch == width && (bytes * rows) % 32 == 0) {
+        DataCopy(dst, src, rows * width);
+        return;
+    }
+    const uint32_t gap = (pitch * sizeof(T) - AfAlignUp(bytes, 32)) / 32;
+    for (uint32_t done = 0; done < rows; done += 4095) {
+        const uint16_t count = static_cast<uint16_t>(rows - done < 4095 ? rows - done : 4095);
+        DataCopyExtParams params{count, bytes, gap, 0, 0};
+        DataCopyPad(dst[done * width], src[done * pitch], params);
+    }
+}
+
+// UB -> GM: `pieces` runs of `width` elements, consecutive in UB, `dstStride` elements apart in GM.
+template <typename T>
+__aicore__ inline void AfCopyPiecesOut(const GlobalTensor<T>& dst, const LocalTensor<T>& src, uint32_t pieces,
+                                       uint32_t width, uint64_t dstStride)
+{
+    const uint32_t bytes = width * sizeof(T);
+    DataCopyExtParams params{static_cast<uint16_t>(pieces), bytes, 0, static_cast<uint32_t>((dstStride - width) * sizeof(T)), 0};
+    DataCopyPad(dst, src, params);
+}
+
+class KernelAutofuseRmsNorm0 {
+public:
+    __aicore__ inline KernelAutofuseRmsNorm0() {}
+
+    __aicore__ inline void Init(GM_ADDR x, GM_ADDR weight, GM_ADDR y, GM_ADDR workspace,
+                                const AutofuseRmsNorm0TilingData& td, TPipe* pipe)
+    {
+        pipe_ = pipe;
+        td_ = td;
+        xGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(x), 800);  // x
+        weightGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(weight), 8);  // weight
+        yGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(y), 800);  // y
+    }
+
+    __aicore__ inline void Process()
+    {
+        const uint32_t worker = static_cast<uint32_t>(GetBlockIdx());
+        if (worker >= td_.usedCores) {
+            return;  // more cores launched than the tiles need
+        }
+        Part0(worker);
+    }
+
+private:
+    // -- part 0: 100 rows of space [2, 50, 8], tiles of 100 rows of 8 elements (UB rows of 8)
+
+    __aicore__ inline void Part0(uint32_t worker)
+    {
+        pipe_->InitBuffer(q_x, 2, 3200);  // x
+        pipe_->InitBuffer(tmp0, 3584);  // tmp0
+        pipe_->InitBuffer(reduce_work, 32);  // reduce_work
+        pipe_->InitBuffer(reduce_out, 32);  // reduce_out
+        pipe_->InitBuffer(row0, 512);  // row0
+        pipe_->InitBuffer(res_weight, 32);  // weight
+        pipe_->InitBuffer(q_y, 2, 3200);  // y
+        // Tiles [first, first + count) of the part's td_.part0Tiles: the first `rem` cores take one more.
+        const uint32_t tiles = td_.part0Tiles;
+        const uint32_t base = tiles / td_.usedCores;
+        const uint32_t rem = tiles % td_.usedCores;
+        const uint32_t first = worker * base + (worker < rem ? worker : rem);
+        const uint32_t count = base + (worker < rem ? 1 : 0);
+        if (count > 0) {
+            LoadResidents0();
+        }
+        for (uint32_t t = first; t < first + count; ++t) {
+            const uint64_t rowStart = static_cast<uint64_t>(t) * 100;
+            const uint32_t rows = (t + 1 == tiles) ? td_.part0LastTile : 100;
+            CopyIn0(rowStart, rows);
+            Compute0(rowStart, rows);
+            CopyOut0(rowStart, rows);
+        }
+    }
+
+    // Small inputs, loaded whole once per core and kept in UB as fp32 rows.
+    __aicore__ inline void LoadResidents0()
+    {
+        LocalTensor<float> t_res_weight = res_weight.Get<float>();
+        AfCopyRowsIn(t_res_weight, weightGm, 1, 8, 8, 8);
+        event_t loaded = static_cast<event_t>(GetTPipePtr()->FetchEventID(HardEvent::MTE2_V));
+        SetFlag<HardEvent::MTE2_V>(loaded);
+        WaitFlag<HardEvent::MTE2_V>(loaded);
+        AfWaitScalar();
+        PipeBarrier<PIPE_V>();
+    }
+
+    __aicore__ inline void CopyIn0(uint64_t rowStart, uint32_t rows)
+    {
+        LocalTensor<float> x_q_x = q_x.AllocTensor<float>();
+        AfCopyRowsIn(x_q_x, xGm[rowStart * 8], rows, 8, 8, 8);
+        q_x.EnQue(x_q_x);
+    }
+
+    __aicore__ inline void Compute0(uint64_t rowStart, uint32_t rows)
+    {
+        LocalTensor<float> x_q_x = q_x.DeQue<float>();
+        LocalTensor<float> y_q_y = q_y.AllocTensor<float>();
+        LocalTensor<float> t_tmp0 = tmp0.Get<float>();
+        LocalTensor<float> t_reduce_work = reduce_work.Get<float>();
+        LocalTensor<float> t_reduce_out = reduce_out.Get<float>();
+        LocalTensor<float> t_row0 = row0.Get<float>();
+        LocalTensor<float> t_res_weight = res_weight.Get<float>();
+        // Pow Pow_0
+        Mul(t_tmp0, x_q_x, x_q_x, rows * 8);
+        PipeBarrier<PIPE_V>();
+        // ReduceMean ReduceMean_1
+        for (uint32_t r = 0; r < rows; ++r) {
+            ReduceSum(t_reduce_out, t_tmp0[r * 8], t_reduce_work, 8);
+            AfWaitVector();
+            t_row0.SetValue(r, t_reduce_out.GetValue(0));
+        }
+        AfWaitScalar();
+        Muls(t_row0, t_row0, 0.125f, rows);
+        PipeBarrier<PIPE_V>();
+        // Add Add_2
+        Adds(t_row0, t_row0, 1e-06f, rows);
+        PipeBarrier<PIPE_V>();
+        // Sqrt Sqrt_3
+        Sqrt(t_row0, t_row0, rows);
+        PipeBarrier<PIPE_V>();
+        // Reciprocal Reciprocal_4
+        Reciprocal(t_row0, t_row0, rows);
+        PipeBarrier<PIPE_V>();
+        // Mul Mul_5
+        AfWaitVector();
+        for (uint32_t r = 0; r < rows; ++r) {
+            const float bRow = t_row0.GetValue(r);
+            Muls(t_tmp0[r * 8], x_q_x[r * 8], bRow, 8);
+            PipeBarrier<PIPE_V>();
+        }
+        // Mul Mul_6
+        AfWaitVector();
+        for (uint32_t r = 0; r < rows; ++r) {
+            Mul(y_q_y[r * 8], t_res_weight[0], t_tmp0[r * 8], 8);
+            PipeBarrier<PIPE_V>();
+        }
+        q_y.EnQue(y_q_y);
+        q_x.FreeTensor(x_q_x);
+    }
+
+    __aicore__ inline void CopyOut0(uint64_t rowStart, uint32_t rows)
+    {
+        LocalTensor<float> y_q_y = q_y.DeQue<float>();
+        AfCopyRowsOut(yGm[rowStart * 8], y_q_y, rows, 8, 8);
+        q_y.FreeTensor(y_q_y);
+    }
+    TQue<QuePosition::VECIN, 1> q_x;
+    TBuf<TPosition::VECCALC> tmp0;
+    TBuf<TPosition::VECCALC> reduce_work;
+    TBuf<TPosition::VECCALC> reduce_out;
+    TBuf<TPosition::VECCALC> row0;
+    TBuf<TPosition::VECCALC> res_weight;
+    TQue<QuePosition::VECOUT, 1> q_y;
+
+    TPipe* pipe_;
+    AutofuseRmsNorm0TilingData td_;
+    GlobalTensor<float> xGm;
+    GlobalTensor<float> weightGm;
+    GlobalTensor<float> yGm;
+};
+}  // namespace
+
+extern "C" __global__ __aicore__ void autofuse_rms_norm0(GM_ADDR x, GM_ADDR weight, GM_ADDR y, GM_ADDR workspace, GM_ADDR tiling)
+{
+    KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_AIV_ONLY);
+    REGISTER_TILING_DEFAULT(AutofuseRmsNorm0TilingData);
+    GET_TILING_DATA(td, tiling);
+    TPipe pipe;
+    KernelAutofuseRmsNorm0 op;
+    op.Init(x, weight, y, workspace, td, &pipe);
+    op.Process();
+}

@@ -1,0 +1,177 @@
+"""The code generator without the emulator: strided views, what gets generated for which group,
+the custom-operator project, and the command-line switches."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from kernel_cases import LIBRARY
+
+from autofuse import fuse
+from autofuse.candidates.rules.examples import example_model
+from autofuse.cli import main
+from autofuse.codegen import views
+from autofuse.codegen.views import View
+
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "tiny_llama.onnx"
+RMS = next(r for r in LIBRARY if r.name == "rms_norm").examples_match[0]
+
+
+# -- strided views ----------------------------------------------------------------------------------
+
+
+def test_reshape_splits_and_merges_contiguous_axes():
+    base = View.contiguous("x", (2, 6, 4))
+    split = views.reshape(base, (2, 6, 2, 2))
+    assert split.strides == (24, 4, 2, 1)
+    assert views.reshape(split, (12, 4)).strides == (4, 1)
+    assert views.reshape(base, (5, 5)) is None  # another size
+
+
+def test_a_transpose_that_separates_axes_cannot_be_merged_back():
+    heads = views.transpose(views.reshape(View.contiguous("q", (1, 128, 64)), (1, 128, 4, 16)), (0, 2, 1, 3))
+    assert heads.shape == (1, 4, 128, 16) and heads.strides[1:] == (16, 64, 1)
+    assert views.reshape(heads, (1, 4, 2048)) is None  # rows of 16 come from 128 places
+    assert views.reshape(heads, (4, 128, 16)).strides == (16, 64, 1)
+
+
+def test_expand_and_slice_and_broadcast():
+    cos = View.contiguous("cos", (1, 1, 128, 16))
+    wide = views.expand(cos, (1, 4, 128, 16))
+    assert wide.strides == (0, 0, 16, 1)
+    assert views.expand(cos, (1, 4, 64, 16)) is None
+    half = views.slice_axis(wide, 3, 8, 16)
+    assert half.shape[-1] == 8 and half.offset == 8
+    assert views.broadcast_shape((1, 128, 1), (64,)) == (1, 128, 64)
+    assert views.broadcast_shape((3,), (4,)) is None
+    assert views.is_contiguous(views.reshape(View.contiguous("x", (128, 64)), (1, 128, 64)))
+    assert not views.is_contiguous(views.transpose(View.contiguous("x", (4, 8)), (1, 0)))
+
+
+# -- what is generated ------------------------------------------------------------------------------
+
+
+def test_the_api_generates_kernels_when_asked():
+    assert fuse(example_model(RMS), opt_level=3).kernels is None
+    assert fuse(example_model(RMS), opt_level=2, kernels=True).kernels is not None
+    assert fuse(example_model(RMS), opt_level=1, verify_kernels=True).kernel_checks
+
+
+def test_random_graphs_never_crash_the_generator():
+    """The random DAGs of the property test, lowered at level 3: every group gets a kernel or
+    a reason, never a generator error."""
+    import random_graphs as rg
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(case=rg.random_models())
+    def check(case):
+        result = fuse(case.model, opt_level=3, kernels=True)
+        for group in result.report["groups"]:
+            assert "generator error" not in (group["kernel"].get("reason") or ""), group["kernel"]["reason"]
+
+    check()
+
+
+def test_report_says_call_through_host_and_source():
+    result = fuse(str(DEMO), opt_level=3, kernels=True)
+    kinds = {}
+    for group in result.report["groups"]:
+        kernel = group["kernel"]
+        for key in ("source", "compiled", "verified", "max_abs_error", "gm_bytes_measured", "gm_bytes_predicted"):
+            assert key in kernel
+        assert kernel["compiled"] is None and kernel["verified"] is None  # not checked without --verify-kernels
+        assert kernel["gm_bytes_predicted"] == group["hbm_bytes_after"]
+        if group["kind"] == "shape":
+            kinds["host"] = kernel
+        elif group["rule"] and group["rule"].startswith("attention"):
+            kinds["call"] = kernel
+        else:
+            kinds.setdefault("source", kernel)
+    assert kinds["host"]["host"] is True and kinds["host"]["source"] is None
+    assert kinds["call"]["call_through"] == "FlashAttentionScore" and kinds["call"]["source"] is None
+    assert kinds["source"]["source"].startswith("kernels/") and kinds["source"]["generated"] is True
+
+
+def test_repeated_layers_share_one_project():
+    result = fuse(str(DEMO), opt_level=3, kernels=True)
+    by_source: dict[str, list[str]] = {}
+    for group in result.report["groups"]:
+        if group["kernel"].get("source"):
+            by_source.setdefault(group["kernel"]["source"], []).append(group["id"])
+    shared = [ids for ids in by_source.values() if len(ids) > 1]
+    assert shared, "the two decoder layers should share their kernels"
+    for ids in shared:
+        owner, *others = ids
+        assert all(result.kernels[g].same_as == owner for g in others)
+
+
+def test_the_generated_kernel_takes_the_cost_models_tile():
+    result = fuse(example_model(RMS), opt_level=1, kernels=True, dims={"B": 3, "S": 1000})
+    (group,) = result.report["groups"]
+    kernel = result.kernels[group["id"]]
+    tiling = kernel.files[f"op_host/{kernel.program.kernel_name}_tiling_func.h"]
+    assert f"constexpr uint32_t kCores = {group['tile']['cores']};" in tiling
+    assert f"kPart0PerTile = {group['tile']['rows_per_tile']};" in tiling
+    source = kernel.files[f"op_kernel/{kernel.program.kernel_name}.cpp"]
+    assert f"{group['tile']['rows_per_tile']} rows of 8 per tile" in source
+    assert "InitBuffer(q_x, 2," in source  # double-buffered: the tile is not single-buffered
+
+
+def test_310p_kernels_use_no_datacopypad():
+    result = fuse(example_model(RMS), opt_level=1, kernels=True, target="ascend310p")
+    kernel = next(k for k in result.kernels.values() if k.program)
+    source = kernel.files[f"op_kernel/{kernel.program.kernel_name}.cpp"]
+    assert "DataCopyPad(" not in source and "SetValue(r * width + i" in source
+    a2 = next(k for k in fuse(example_model(RMS), opt_level=1, kernels=True).kernels.values() if k.program)
+    assert "DataCopyPad(" in a2.files[f"op_kernel/{a2.program.kernel_name}.cpp"]
+
+
+def test_unsupported_groups_say_why():
+    """An op the generator has no lowering for (Sign) is fused by the planner but gets no
+    kernel: the report says why instead of a source path."""
+    text = """g (float[4, 64] x) => (float[4, 64] y) {
+  e = Exp (x)
+  y = Sign (e)
+}"""
+    result = fuse(example_model(text), opt_level=3, kernels=True)
+    kernels = [g["kernel"] for g in result.report["groups"]]
+    assert kernels and all(k["generated"] is False and k["reason"] and k["source"] is None for k in kernels)
+
+
+# -- the project ------------------------------------------------------------------------------------
+
+
+def test_project_layout_and_host_files(tmp_path):
+    out = tmp_path / "out"
+    assert main(["--input", str(DEMO), "-o", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    entry = next(g for g in report["groups"] if g["rule"] == "rms_norm")
+    project = out / entry["kernel"]["project"]
+    name = Path(entry["kernel"]["source"]).stem
+    opdef = (project / "op_host" / f"{name}.cpp").read_text()
+    assert f'AddConfig("{report["target"]}")' in opdef and "ge::DT_FLOAT" in opdef
+    assert "SetInferShape" in opdef and "SetTiling(optiling::TilingFunc)" in opdef
+    assert f"{name}_tiling::ComputeTiling" in opdef
+    description = json.loads((project / f"{name}.json").read_text())
+    assert description[0]["op"] == entry["kernel"]["op_type"]
+    assert [d["type"] for d in description[0]["input_desc"]] == [["float"], ["float"]]
+    build = (project / "build.sh").read_text()
+    assert "NEEDS CANN" in build and "msopgen gen" in build
+    assert (project / "build.sh").stat().st_mode & 0o111
+
+
+def test_emit_none_writes_no_kernels(tmp_path):
+    out = tmp_path / "out"
+    assert main(["--input", str(DEMO), "--emit", "none", "-o", str(out)]) == 0
+    assert not (out / "kernels").exists()
+    report = json.loads((out / "report.json").read_text())
+    assert all("kernel" not in g for g in report["groups"])
+
+
+@pytest.mark.parametrize("flag", [["--emit", "kernels"], []])
+def test_level_two_emits_only_when_asked(tmp_path, flag):
+    out = tmp_path / "out"
+    assert main(["--input", str(DEMO), "--opt-level", "2", *flag, "-o", str(out)]) == 0
+    assert (out / "kernels").exists() == bool(flag)
