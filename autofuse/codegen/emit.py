@@ -30,8 +30,9 @@ _SCALAR_MEMBER = re.compile(r"^(s\d+) = ")
 
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
+    # Templates are package data: loaded once per process, never re-checked on disk.
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
-                              keep_trailing_newline=True, autoescape=False)
+                              keep_trailing_newline=True, autoescape=False, auto_reload=False)
 
 
 @lru_cache(maxsize=1)

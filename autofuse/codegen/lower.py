@@ -61,6 +61,8 @@ _MATMUL = ("MatMul", "Gemm")
 _BOUNDS = ("Slice", "Split")  # ops whose non-data operands must be known when the kernel is built
 
 
+_C_COMPARE = {"LT": "<", "GT": ">", "EQ": "==", "LE": "<=", "GE": ">=", "NE": "!="}
+
 class LoweringError(Exception):
     """The group uses something the generator cannot lower (the message says what)."""
 
@@ -1507,6 +1509,8 @@ class _PartBuilder:
         count = self.compare_count
         padded = not self.aligned_counts
         dying = self._dying(node, [a, b])
+        if isinstance(a, Scalar) and isinstance(b, Scalar):  # two numbers: the scalar unit compares them
+            return Scalar(f"((({a.expr}) {_C_COMPARE[mode]} ({b.expr})) ? 1.0f : 0.0f)")
         if isinstance(a, Scalar):
             a, b = b, a
             mode = {"LT": "GT", "GT": "LT", "LE": "GE", "GE": "LE"}.get(mode, mode)

@@ -78,16 +78,16 @@ class Namer:
 def comment_text(text: str, limit: int = 120) -> str:
     """`text` made safe for a `//` comment: printable ASCII, no line breaks, no trailing
     backslash (which would continue the comment), no `*/` or `/*`, at most `limit` characters."""
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if 32 <= code < 127:
-            out.append(ch)
-        elif ch in "\r\n\t\v\f":
-            out.append(" ")
-        else:
-            out.append(f"<U+{code:04X}>")
-    safe = "".join(out).replace("*/", "* /").replace("/*", "/ *").replace("??", "? ?")
+    if not text.isascii() or not text.isprintable():
+        text = "".join(_comment_char(ch) for ch in text)
+    safe = text.replace("*/", "* /").replace("/*", "/ *").replace("??", "? ?")
     if len(safe) > limit:
         safe = safe[: limit - 3] + "..."
     return safe.rstrip("\\ ") or "(unnamed)"
+
+
+def _comment_char(ch: str) -> str:
+    code = ord(ch)
+    if 32 <= code < 127:
+        return ch
+    return " " if ch in "\r\n\t\v\f" else f"<U+{code:04X}>"
