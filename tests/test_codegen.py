@@ -122,6 +122,84 @@ def test_repeated_layers_share_one_project():
         assert all(result.kernels[g].same_as == owner for g in others)
 
 
+def _stack(layers: int):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.synthetic import make_stack
+
+    return make_stack(layers)
+
+
+def _without_comments(text: str) -> str:
+    return "\n".join(line.split("//")[0].rstrip() for line in text.splitlines())
+
+
+@pytest.mark.parametrize("source,target", [("demo", "ascend910b"), ("stack", "ascend910b"), ("stack", "ascend310p")])
+def test_a_repeated_group_gets_the_kernel_it_would_get_on_its_own(source, target, monkeypatch):
+    """The generator lowers each distinct group structure once and renames it for the repeats
+    (codegen/reuse.py). Every group must come out as lowering it alone gives: the same GM
+    arguments (ONNX names included), node lists, refusal reasons, and the same kernel text."""
+    from autofuse.api import load_rule_set
+    from autofuse.codegen.emit import harness_source, project_files
+    from autofuse.codegen.generate import generate_kernels
+    from autofuse.cost.hardware import load_profile
+    from autofuse.cost.model import bind_dims
+    from autofuse.frontends.onnx import concrete_shapes
+
+    import autofuse.codegen.generate as generate
+
+    lowered = []
+    real = generate.lower_group
+    monkeypatch.setattr(generate, "lower_group", lambda ctx, group: lowered.append(group.id) or real(ctx, group))
+    model = str(DEMO) if source == "demo" else _stack(4)
+    result = fuse(model, opt_level=3, target=target, kernels=True)
+    lowered_with_reuse = len(lowered)
+    hw = load_profile(target)
+    bound = bind_dims(result.loaded.graph, None)
+    alone = generate_kernels(result.loaded.graph, result.plan, hw, bound, concrete_shapes(result.loaded, bound),
+                             load_rule_set(), reuse_lowering=False)
+    repeats = 0
+    assert alone.keys() == result.kernels.keys()
+    for gid, mine in result.kernels.items():
+        ref = alone[gid]
+        assert (mine.program is None) == (ref.program is None), gid
+        assert mine.record == ref.record, gid
+        assert mine.same_as == ref.same_as and mine.files == ref.files, gid
+        if ref.program is None:
+            continue
+        repeats += mine.same_as is not None
+        a, b = mine.program, ref.program
+        assert (a.inputs, a.outputs, a.workspace, a.nodes, a.group_id) == (b.inputs, b.outputs, b.workspace, b.nodes,
+                                                                             b.group_id), gid
+        assert [p.nodes for p in a.parts] == [p.nodes for p in b.parts], gid
+        assert [(m.a, m.b, m.node) for m in a.matmuls] == [(m.a, m.b, m.node) for m in b.matmuls], gid
+        for x, y in ((project_files(a, hw), project_files(b, hw)), ({0: harness_source(a, hw)}, {0: harness_source(b, hw)})):
+            assert {k: _without_comments(v) for k, v in x.items()} == {k: _without_comments(v) for k, v in y.items()}, gid
+    assert repeats >= 4, "the layers should repeat kernels"
+    assert lowered_with_reuse <= len(result.plan.groups) - repeats, "a repeated group should not be lowered again"
+
+
+def test_groups_that_differ_only_in_a_constant_they_bake_in_get_their_own_kernels():
+    """Two chains with the same structure whose scale is a different one-number constant: the
+    number is a literal in the kernel, so the second chain must not reuse the first's lowering."""
+    m = model("""
+    g (float[64,128] x, float[64,128] y) => (float[64,128] a, float[64,128] b)
+      <float[1] c1 = {2.0}, float[1] c2 = {3.0}> {
+      t1 = Mul (x, c1)
+      u1 = Tanh (t1)
+      a = Relu (u1)
+      t2 = Mul (y, c2)
+      u2 = Tanh (t2)
+      b = Relu (u2)
+    }""")
+    result = fuse(m, opt_level=3, verify_kernels=True)
+    groups = result.report["groups"]
+    assert len(groups) == 2
+    assert all(g["kernel"]["verified"] for g in groups), [g["kernel"] for g in groups]
+    assert result.kernels[groups[1]["id"]].same_as is None
+
+
 def test_the_generated_kernel_takes_the_cost_models_tile():
     result = fuse(example_model(RMS), opt_level=1, kernels=True, dims={"B": 3, "S": 1000})
     (group,) = result.report["groups"]

@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from autofuse.codegen import reuse
 from autofuse.codegen.emit import project_files
 from autofuse.codegen.lower import LowerContext, lower_group
 from autofuse.codegen.program import CallThrough, HostOnly, KernelProgram, Unsupported
@@ -42,27 +43,55 @@ class GeneratedKernel:
 
 
 def generate_kernels(graph: Graph, plan: Plan, hardware: Hardware, dims: Mapping[str, int],
-                     static: Mapping[str, tuple[int, ...]], rules: Sequence = ()) -> dict[str, GeneratedKernel]:
-    """Every group of `plan` lowered for `hardware`, at the sizes the cost model priced."""
+                     static: Mapping[str, tuple[int, ...]], rules: Sequence = (), *,
+                     reuse_lowering: bool = True) -> dict[str, GeneratedKernel]:
+    """Every group of `plan` lowered for `hardware`, at the sizes the cost model priced.
+
+    A group with the same structure as an earlier one (the same block in another layer, see
+    reuse.py) takes the earlier group's lowering, renamed, and shares its files; rendering
+    happens once per distinct kernel. `reuse_lowering=False` lowers every group itself."""
     ctx = LowerContext(graph, hardware, CostModel(graph, hardware, dims, static), {r.name: r for r in rules})
     out: dict[str, GeneratedKernel] = {}
     owners: dict[str, GeneratedKernel] = {}
+    seen: dict[object, list[reuse.Lowered]] = {}  # signature key -> lowerings kept for reuse
     for group in plan.groups:
-        try:
-            result = lower_group(ctx, group)
-        except Exception as exc:  # noqa: BLE001 - a generator bug must not cost the user the fused model
-            result = Unsupported(group.id, f"generator error (a bug, please report it): {type(exc).__name__}: {exc}")
+        shape = reuse.signature(ctx, group) if reuse_lowering else None
+        if shape is not None:
+            earlier = next((e for e in seen.get(shape.key, ()) if e.matches(ctx, shape)), None)
+            result = reuse.repeat(earlier.result, earlier.shape, group, shape) if earlier else None
+            if result is not None:
+                out[group.id] = _repeat_of(group.id, result, earlier.kernel)
+                continue
+        ctx.constants_read.clear()
+        result = _lower(ctx, group)
         if not isinstance(result, KernelProgram):
             out[group.id] = GeneratedKernel(group.id, None, result)
-            continue
-        files = project_files(result, hardware)
-        owner = owners.setdefault(_identity(result, files), GeneratedKernel(group.id, result, None, files))
-        if owner.group_id == group.id:
-            out[group.id] = owner
-        else:  # its own program (its own ONNX values), the owner's op name and files
-            shared = replace(result, op_name=owner.program.op_name, kernel_name=owner.program.kernel_name)
-            out[group.id] = GeneratedKernel(group.id, shared, None, owner.files, same_as=owner.group_id)
+        else:
+            files = project_files(result, hardware)
+            owner = owners.setdefault(_identity(result, files), GeneratedKernel(group.id, result, None, files))
+            out[group.id] = owner if owner.group_id == group.id else _repeat_of(group.id, result, owner)
+        if shape is not None:
+            seen.setdefault(shape.key, []).append(reuse.lowered(ctx, shape, result, out[group.id]))
     return out
+
+
+def _lower(ctx: LowerContext, group) -> KernelProgram | CallThrough | HostOnly | Unsupported:
+    try:
+        return lower_group(ctx, group)
+    except Exception as exc:  # noqa: BLE001 - a generator bug must not cost the user the fused model
+        return Unsupported(group.id, f"generator error (a bug, please report it): {type(exc).__name__}: {exc}")
+
+
+def _repeat_of(group_id: str, result, kernel: GeneratedKernel) -> GeneratedKernel:
+    """`group_id`'s own result, sharing the files of the kernel that owns them."""
+    if not isinstance(result, KernelProgram):
+        return GeneratedKernel(group_id, None, result)
+    owner_id = kernel.same_as or kernel.group_id
+    if owner_id == group_id:
+        return kernel
+    # its own program (its own ONNX values), the owner's op name and files
+    shared = replace(result, op_name=kernel.program.op_name, kernel_name=kernel.program.kernel_name)
+    return GeneratedKernel(group_id, shared, None, kernel.files, same_as=owner_id)
 
 
 _COMMENT = re.compile(r"//[^\n]*")

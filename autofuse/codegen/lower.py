@@ -81,6 +81,14 @@ class LowerContext:
     hw: Hardware
     model: CostModel  # shapes at the bound dims, as the cost model saw them
     rules: Mapping[str, object] = field(default_factory=dict)  # rule name -> Rule
+    # Values whose constant data lowering has read (codegen/reuse.py compares them before it
+    # reuses one group's lowering for another). Cleared by whoever wants a fresh record.
+    constants_read: set = field(default_factory=set, compare=False)
+
+    def constant(self, value: str):
+        """The data of a small constant (None when `value` is not one); every read is recorded."""
+        self.constants_read.add(value)
+        return self.graph.constant(value)
 
     def shape(self, value: str) -> tuple[int, ...]:
         shape = self.model.shape(value)
@@ -225,7 +233,7 @@ class _Builder:
             flat = data.reshape(-1)
             return np.lib.stride_tricks.as_strided(flat[held.view.offset:], held.view.shape,
                                                    [s * flat.itemsize for s in held.view.strides]).copy()
-        constant = self.graph.constant(value)
+        constant = self.ctx.constant(value)
         if constant is None:
             raise LoweringError(f"'{value}' is not a constant")
         return np.asarray(constant)
@@ -318,9 +326,10 @@ class _Builder:
     def _bind_inputs(self) -> None:
         uses = self._data_uses()
         for value in self.group.inputs:
-            constant = self.graph.constant(value)
             shape = self.ctx.shape(value)
-            if constant is not None and constant.size == 1:
+            small = self.graph.constant(value)  # only its size matters here, unless it is one number
+            if small is not None and small.size == 1:
+                constant = self.ctx.constant(value)
                 self.values[value] = _const(float(np.asarray(constant, dtype=np.float64).reshape(-1)[0]))
                 continue
             if value not in uses:
@@ -740,7 +749,7 @@ class _PartBuilder:
     def operand(self, value: str) -> Value:
         held = self.values.get(value)
         if held is None:
-            constant = self.k.graph.constant(value)
+            constant = self.k.ctx.constant(value)
             if constant is None:
                 raise LoweringError(f"value '{value}' is not available in the kernel")
             held = self.k.constant_value(value, constant)
@@ -1102,7 +1111,7 @@ class _PartBuilder:
         op = node.op_type
         source = self.values.get(node.inputs[0])
         if source is None:
-            constant = self.k.graph.constant(node.inputs[0])
+            constant = self.k.ctx.constant(node.inputs[0])
             if constant is None:
                 raise LoweringError(f"'{node.name}': its input is not available")
             source = self.values[node.inputs[0]] = self.k.constant_value(node.inputs[0], constant)
@@ -1180,7 +1189,7 @@ class _PartBuilder:
             return None if held.const is None else np.asarray([held.const])
         if isinstance(held, Stored) and self.k.storages[held.view.storage].arg is None:
             return self.k.constant_array(value, held)
-        constant = self.k.graph.constant(value)
+        constant = self.k.ctx.constant(value)
         return None if constant is None else np.asarray(constant)
 
     def _column_views(self, node: Node, source: Value, outs: list[str]) -> None:
@@ -1675,7 +1684,7 @@ class _PartBuilder:
 
     def _gather(self, node: Node) -> None:
         data, index = node.inputs[0], node.inputs[1]
-        idx = self.k.graph.constant(index)
+        idx = self.k.ctx.constant(index)
         held = self.values.get(data)
         if idx is None or idx.size != 1 or not isinstance(held, Stored) or len(held.view.shape) != 1:
             raise LoweringError(f"Gather '{node.name}': only a constant index into a 1-D value")

@@ -8,6 +8,7 @@ Every string that comes from the model is escaped (`_e`); the SVG is well-formed
 """
 from __future__ import annotations
 
+import heapq
 import html
 import math
 import re
@@ -18,11 +19,52 @@ from autofuse.ops.table import NO_KERNEL_OPS, is_kernel
 from autofuse.planner.plan import FusionGroup, Plan
 
 
-def _nx():
-    """networkx, imported only when a picture is drawn (it costs 0.15 s of every start-up)."""
-    import networkx
+class _Dag:
+    """The few DAG operations the picture needs, on at most MAX_GRAPH_NODES nodes (networkx
+    would cost 0.18 s of import in every run that writes a report)."""
 
-    return networkx
+    def __init__(self, nodes) -> None:
+        self.preds: dict[int, dict[int, None]] = {n: {} for n in nodes}
+        self.succs: dict[int, dict[int, None]] = {n: {} for n in nodes}
+
+    def add_edge(self, a: int, b: int) -> None:
+        self.succs[a][b] = None
+        self.preds[b][a] = None
+
+    def predecessors(self, n: int):
+        return iter(self.preds[n])
+
+    def successors(self, n: int):
+        return iter(self.succs[n])
+
+    def out_degree(self, n: int) -> int:
+        return len(self.succs[n])
+
+    def topological_order(self, key=None) -> list[int] | None:
+        """Kahn's order, smallest `key` first among the ready nodes; None on a cycle."""
+        key = key or (lambda n: n)
+        waiting = {n: len(p) for n, p in self.preds.items()}
+        ready = [(key(n), n) for n, k in waiting.items() if k == 0]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            _, n = heapq.heappop(ready)
+            order.append(n)
+            for s in self.succs[n]:
+                waiting[s] -= 1
+                if waiting[s] == 0:
+                    heapq.heappush(ready, (key(s), s))
+        return order if len(order) == len(self.preds) else None
+
+    def generations(self) -> list[list[int]]:
+        """Topological levels: sources first, each node one below its latest predecessor."""
+        level: dict[int, int] = {}
+        for n in self.topological_order():
+            level[n] = max((level[p] + 1 for p in self.preds[n]), default=0)
+        rows: list[list[int]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+        for n, row in level.items():
+            rows[row].append(n)
+        return rows
 
 MAX_GRAPH_NODES = 250  # the picture shows at most this many nodes (the first in topological order)
 MAX_CHART_GROUPS = 30
@@ -283,7 +325,7 @@ def _elements(graph: Graph, window: list[int], groups: list[FusionGroup]) -> tup
             owner[node_id] = len(elements)
             elements.append(_Element([node_id], None))
     dag = _element_dag(graph, elements, owner)
-    if not _nx().is_directed_acyclic_graph(dag):  # a non-convex group: draw nodes only, coloured
+    if dag.topological_order() is None:  # a non-convex group: draw nodes only, coloured
         singles = [_Element([m], e.group, box=False) for e in elements for m in e.members]
         for element in singles:
             _inner_layout(graph, element)
@@ -294,8 +336,7 @@ def _elements(graph: Graph, window: list[int], groups: list[FusionGroup]) -> tup
 
 
 def _element_dag(graph: Graph, elements: list[_Element], owner: dict[int, int]):
-    dag = _nx().DiGraph()
-    dag.add_nodes_from(range(len(elements)))
+    dag = _Dag(range(len(elements)))
     for index, element in enumerate(elements):
         for m in element.members:
             for p in graph.producer_ids(graph.nodes[m]):
@@ -321,13 +362,12 @@ def _inner_layout(graph: Graph, element: _Element) -> None:
         element.h = 1
         return
     members = set(element.members)
-    sub = _nx().DiGraph()
-    sub.add_nodes_from(element.members)
+    sub = _Dag(element.members)
     for m in element.members:
         for p in graph.producer_ids(graph.nodes[m]):
             if p in members:
                 sub.add_edge(p, m)
-    levels = [sorted(level) for level in _nx().topological_generations(sub)]
+    levels = [sorted(level) for level in sub.generations()]
     width = max(len(level) for level in levels)
     element.w = max(float(width), _label_units(element))
     element.h = len(levels)
@@ -354,7 +394,7 @@ def _layout(graph: Graph, elements: list[_Element]) -> None:
     each element goes to the free position nearest to its neighbours, refined over a few sweeps."""
     owner = {m: i for i, e in enumerate(elements) for m in e.members}
     dag = _element_dag(graph, elements, owner)
-    order = list(_nx().lexicographical_topological_sort(dag, key=lambda i: min(elements[i].members)))
+    order = dag.topological_order(key=lambda i: min(elements[i].members))
     for i in order:
         preds = list(dag.predecessors(i))
         elements[i].top = max((elements[p].top + elements[p].h for p in preds), default=0)
