@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from graphs import model
 from kernel_cases import LIBRARY
 
 from autofuse import fuse
@@ -13,7 +14,6 @@ from autofuse.candidates.rules.examples import example_model
 from autofuse.cli import main
 from autofuse.codegen import views
 from autofuse.codegen.views import View
-from graphs import model
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "tiny_llama.onnx"
 RMS = next(r for r in LIBRARY if r.name == "rms_norm").examples_match[0]
@@ -141,13 +141,12 @@ def test_a_repeated_group_gets_the_kernel_it_would_get_on_its_own(source, target
     (codegen/reuse.py). Every group must come out as lowering it alone gives: the same GM
     arguments (ONNX names included), node lists, refusal reasons, and the same kernel text."""
     from autofuse.api import load_rule_set
+    from autofuse.codegen import generate
     from autofuse.codegen.emit import harness_source, project_files
     from autofuse.codegen.generate import generate_kernels
     from autofuse.cost.hardware import load_profile
     from autofuse.cost.model import bind_dims
     from autofuse.frontends.onnx import concrete_shapes
-
-    import autofuse.codegen.generate as generate
 
     lowered = []
     real = generate.lower_group
