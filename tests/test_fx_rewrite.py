@@ -5,7 +5,8 @@ norm / SwiGLU / rotary embedding / attention block mapped to its torch_npu op, a
 torch_npu cannot be imported here, so the npu backend is checked against `FakeTorchNpu`, a
 stand-in that computes each op's documented semantics on CPU (including the conventions that
 are easy to get wrong: npu_rms_norm returns a tuple, npu_swiglu activates the first half,
-npu_fusion_attention masks where its boolean mask is True and applies no causal mask of its own).
+npu_fusion_attention masks where its boolean mask is True and applies no causal mask of its own,
+npu_rotary_mul rotates (x[2i], x[2i+1]) pairs in its 'interleave' mode).
 It checks the argument mapping, never the NPU kernels themselves.
 """
 from __future__ import annotations
@@ -30,17 +31,16 @@ F = torch.nn.functional
 NORMS = ("torch_npu.npu_rms_norm", "torch_npu.npu_add_rms_norm")
 # Blocks per decoder layer, from the architectures (tiny configs in autofuse/testing/torch_models.py).
 # norm: input + post-attention RMSNorm (+ per-head q/k norms in Qwen3; + the q_a / kv_a LoRA norms
-# of DeepSeek-V3's latent attention); rotary: one for q, one for k; swiglu: the MLP's, or the
-# routed experts' (+ the shared expert's in DeepSeek-V3's MoE layer). DeepSeek-V3 writes its
-# interleaved rotary embedding in a form no rule covers yet (README: known gaps).
+# of DeepSeek-V3's latent attention); rotary: one for q, one for k (in DeepSeek-V3: the rotary
+# part of q, and the one shared rotary key head, both in the interleaved form); swiglu: the MLP's,
+# or the routed experts' (+ the shared expert's in DeepSeek-V3's MoE layer).
 _DENSE = {"norm": 2, "torch_npu.npu_rotary_mul": 2, "torch_npu.npu_fusion_attention": 1, "torch_npu.npu_swiglu": 1}
 PER_LAYER = {
     "llama": [_DENSE, _DENSE],
     "qwen2": [_DENSE, _DENSE],
     "mixtral": [_DENSE, _DENSE],
     "qwen3_moe": [{**_DENSE, "norm": 4}, {**_DENSE, "norm": 4}],
-    "deepseek_v3": [{"norm": 4, "torch_npu.npu_fusion_attention": 1, "torch_npu.npu_swiglu": 1},
-                    {"norm": 4, "torch_npu.npu_fusion_attention": 1, "torch_npu.npu_swiglu": 2}],
+    "deepseek_v3": [{**_DENSE, "norm": 4}, {**_DENSE, "norm": 4, "torch_npu.npu_swiglu": 2}],
 }
 # The default level: the rules with a torch_npu op are kept as matched (no merges around them),
 # so every block still maps to its op.
@@ -171,10 +171,15 @@ class FakeTorchNpu(types.ModuleType):
         self.calls["torch_npu.npu_silu"] += 1
         return F.silu(x)
 
-    def npu_rotary_mul(self, x, r1, r2):
+    def npu_rotary_mul(self, x, r1, r2, rotary_mode="half"):
         self.calls["torch_npu.npu_rotary_mul"] += 1
-        half = x.shape[-1] // 2
-        return x * r1 + torch.cat([-x[..., half:], x[..., :half]], -1) * r2
+        if rotary_mode == "interleave":  # rotate(x)[2i] = -x[2i+1], rotate(x)[2i+1] = x[2i]
+            rotated = torch.stack([-x[..., 1::2], x[..., 0::2]], -1).flatten(-2)
+        else:
+            assert rotary_mode == "half", rotary_mode
+            half = x.shape[-1] // 2
+            rotated = torch.cat([-x[..., half:], x[..., :half]], -1)
+        return x * r1 + rotated * r2
 
     def npu_fusion_attention(self, query, key, value, head_num, input_layout, pse=None, padding_mask=None,
                              atten_mask=None, scale=1.0, keep_prob=1.0, pre_tockens=2147483647,
@@ -222,11 +227,17 @@ class _WrongMask(FakeTorchNpu):
                                             atten_mask=None if atten_mask is None else ~atten_mask, **kwargs)
 
 
-@pytest.mark.parametrize("wrong", [_WrongSwiglu, _WrongMask])
-def test_the_npu_check_notices_a_broken_convention(wrong):
-    fused = _fused("llama", MAPPING_LEVEL)
+class _HalfRotaryOnly(FakeTorchNpu):
+    def npu_rotary_mul(self, x, r1, r2, rotary_mode="half"):
+        return super().npu_rotary_mul(x, r1, r2)  # a stand-in that ignores rotary_mode
+
+
+@pytest.mark.parametrize("wrong, arch", [(_WrongSwiglu, "llama"), (_WrongMask, "llama"),
+                                         (_HalfRotaryOnly, "deepseek_v3")])
+def test_the_npu_check_notices_a_broken_convention(wrong, arch):
+    fused = _fused(arch, MAPPING_LEVEL)
     rewrite = rewrite_fx(fused.loaded, fused.plan, load_rule_set(), backend="npu", torch_npu=wrong())
-    inputs, want = _eager("llama")
+    inputs, want = _eager(arch)
     with torch.no_grad():
         try:
             got = rewrite.module(*inputs)
@@ -251,6 +262,81 @@ def test_tuple_returning_torch_npu_ops_are_indexed():
             assert all(u.target.__name__ == "getitem" for u in node.users), node.name
             assert {u.args[1] for u in node.users} == wanted[name], node.name
     assert seen == Counter({"npu_rms_norm": 1, "npu_add_rms_norm": 4, "npu_fusion_attention": 2})
+
+
+def _rotary_calls(arch: str) -> list:
+    fused = _fused(arch, MAPPING_LEVEL)
+    graph = rewrite_fx(fused.loaded, fused.plan, load_rule_set(), backend="npu", torch_npu=FakeTorchNpu()).module.graph
+    return [n for n in graph.nodes if n.op == "call_function" and getattr(n.target, "__name__", "") == "npu_rotary_mul"]
+
+
+def test_interleaved_rotary_calls_npu_rotary_mul_in_interleave_mode():
+    """DeepSeek-V3 rotates (x[2i], x[2i+1]) pairs with cos/sin of width D/2 and writes the result
+    de-interleaved; torch_npu's interleave mode wants cos/sin per element ([c0, c0, c1, c1, ...])
+    and returns the pairs in place. (At this tiny size a wrong layout could cancel out in a few
+    numbers, so this looks at the graph.)"""
+    calls = _rotary_calls("deepseek_v3")
+    assert len(calls) == 4
+    for call in calls:
+        x, r1, r2 = call.args
+        assert call.kwargs == {"rotary_mode": "interleave"}, call.name
+        assert x.meta["val"].shape[-1] == 8  # qk_rope_head_dim: the pairs are read from x itself
+        for r in (r1, r2):
+            assert r.target == torch.ops.aten.repeat_interleave.self_int and tuple(r.args[1:]) == (2, -1)
+            assert r.args[0].meta["val"].shape[-1] == 4  # one cos / sin per pair
+        slices = sorted(call.users, key=lambda u: u.args[2])
+        assert [(u.target, tuple(u.args[1:])) for u in slices] == [
+            (torch.ops.aten.slice.Tensor, (-1, 0, None, 2)), (torch.ops.aten.slice.Tensor, (-1, 1, None, 2))]
+        (cat,) = {u for s in slices for u in s.users}
+        assert cat.args == ([slices[0], slices[1]], -1)  # even (real) elements first
+    for call in _rotary_calls("llama"):  # the rotate-half form: default mode, its own cos / sin
+        assert not call.kwargs and all(a.target != torch.ops.aten.repeat_interleave.self_int for a in call.args[1:])
+
+
+class _InterleavedRope(torch.nn.Module):
+    """Rotary embedding on interleaved pairs, for q and k: as transformers 5 writes it for DeepSeek-V3
+    (step-2 slices, cos/sin of width D/2), or as older releases did (a view/transpose/reshape
+    de-interleave, then the rotate-half form, which `rotary_embedding` matches on the
+    de-interleaved tensor)."""
+
+    def __init__(self, form: str):
+        super().__init__()
+        self.form = form
+
+    def forward(self, q, k, cos, sin):
+        if self.form == "strided":
+            from transformers.models.deepseek_v3.modeling_deepseek_v3 import (
+                apply_rotary_pos_emb_interleave,
+            )
+
+            return apply_rotary_pos_emb_interleave(q, k, cos, sin)
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        out = []
+        for x in (q, k):
+            b, h, s, d = x.shape
+            x = x.view(b, h, s, d // 2, 2).transpose(4, 3).reshape(b, h, s, d)
+            out.append(x * cos + torch.cat([-x[..., d // 2:], x[..., :d // 2]], -1) * sin)
+        return tuple(out)
+
+
+@pytest.mark.parametrize("form, rule, mode", [("strided", "rotary_embedding_interleaved", {"rotary_mode": "interleave"}),
+                                              ("view", "rotary_embedding", {})])
+def test_both_interleaved_rotary_forms_map_to_npu_rotary_mul(form, rule, mode):
+    gen = torch.Generator().manual_seed(7)
+    q, k = torch.randn(2, 4, 5, 16, generator=gen), torch.randn(2, 1, 5, 16, generator=gen)
+    angles = torch.arange(5.0)[:, None] * 10000.0 ** (-torch.arange(0, 16, 2) / 16)
+    angles = torch.cat([angles, angles], -1)[None]  # [1, S, D], as HF's rotary embedding returns it
+    inputs = (q, k, angles.cos(), angles.sin())
+    model = _InterleavedRope(form)
+    result = fuse(torch.export.export(model, inputs, strict=False), opt_level=1, backend="cpu", verify=True)
+    assert [g["rule"] for g in result.report["groups"]] == [rule, rule]
+    assert result.verification.ok, result.verification.summary()
+    npu = FakeTorchNpu()
+    module = rewrite_fx(result.loaded, result.plan, load_rule_set(), backend="npu", torch_npu=npu).module
+    for got, want in zip(module(*inputs), model(*inputs), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert npu.calls == Counter({"torch_npu.npu_rotary_mul": 2})
+    assert [n.kwargs for n in module.graph.nodes if getattr(n.target, "__name__", "") == "npu_rotary_mul"] == [mode] * 2
 
 
 class _CausalPrefill(torch.nn.Module):

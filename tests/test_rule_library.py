@@ -21,7 +21,8 @@ BY_NAME = {rule.name: rule for rule in LIBRARY}
 
 REQUIRED = (
     "rms_norm", "add_rms_norm", "layer_norm", "add_layer_norm", "gelu_erf", "gelu_tanh", "gelu", "silu",
-    "swiglu", "rotary_embedding", "softmax", "attention_sdpa", "attention_gqa", "matmul_bias_act",
+    "swiglu", "rotary_embedding", "rotary_embedding_interleaved", "softmax", "attention_sdpa", "attention_gqa",
+    "matmul_bias_act",
 )
 
 

@@ -14,9 +14,10 @@ Two kinds:
   conventions torch_npu has (`npu_rms_norm` returns (y, rstd): take [0]; `npu_swiglu` activates
   the FIRST half of one tensor: concatenate [gate, up]; `npu_fusion_attention` takes a boolean
   mask with True = masked out and has no causal flag in its default sparse mode: pass the causal
-  mask explicitly). These calls only run where torch_npu and an Ascend NPU are present -- never
-  here: tests check them against a stand-in torch_npu module that computes the documented
-  semantics on CPU (tests/test_fx_rewrite.py).
+  mask explicitly; `npu_rotary_mul` rotates interleaved pairs in its 'interleave' mode: repeat
+  cos/sin pairwise and de-interleave its output). These calls only run where torch_npu and an
+  Ascend NPU are present -- never here: tests check them against a stand-in torch_npu module that
+  computes the documented semantics on CPU (tests/test_fx_rewrite.py).
 
 torch is imported lazily.
 """
@@ -182,7 +183,31 @@ def _gelu(low: Lowering) -> dict:
 
 
 def _rotary_mul(low: Lowering) -> dict:
+    if low.match.rule.fused_op == "RotaryMulInterleave":
+        return _rotary_mul_interleave(low)
     return {"y": low.call(low.npu.npu_rotary_mul, low.capture("x"), low.capture("cos"), low.capture("sin"))}
+
+
+def _rotary_mul_interleave(low: Lowering) -> dict:
+    """rules/rotary.yaml `rotary_embedding_interleaved`: pairs (x[2i], x[2i+1]) rotated by one angle,
+    cos/sin one value per pair (width D/2), the result written de-interleaved (real parts, then
+    imaginary parts).
+
+    torch_npu documents `npu_rotary_mul(input, r1, r2, rotary_mode='half')` with rotary_mode "half"
+    or "interleave"; in "interleave" mode it computes input * r1 + rotate(input) * r2 where
+    rotate(input)[2i] = -input[2i+1] and rotate(input)[2i+1] = input[2i] (torch_npu API reference,
+    torch_npu.npu_rotary_mul: hiascend.com/document/detail/zh/Pytorch/700/apiref/apilist/
+    ptaoplist_000141.html, and Ascend/op-plugin docs/context/torch_npu-npu_rotary_mul.md). So r1/r2
+    are cos/sin repeated pairwise ([c0, c0, c1, c1, ...]), and its output, interleaved like its
+    input, is split back into its even then odd elements. Older torch_npu releases document
+    npu_rotary_mul without rotary_mode (half mode only); they refuse this call (unknown argument).
+    """
+    r1 = low.aten("repeat_interleave.self_int", low.capture("cos"), 2, -1)
+    r2 = low.aten("repeat_interleave.self_int", low.capture("sin"), 2, -1)
+    out = low.call(low.npu.npu_rotary_mul, low.capture("x"), r1, r2, rotary_mode="interleave")
+    real = low.aten("slice.Tensor", out, -1, 0, None, 2)
+    imaginary = low.aten("slice.Tensor", out, -1, 1, None, 2)
+    return {"y": low.aten("cat", [real, imaginary], -1)}
 
 
 def _fusion_attention(low: Lowering) -> dict:
