@@ -115,9 +115,9 @@ class _Walk:
             for m in members:
                 self.group_of[m] = group
         self.result = AutoGrouping()
-        self.kernel = [is_kernel(n, graph) for n in graph.nodes]
-        self.shape_nodes = shape_value_nodes(graph) if opt_level >= 3 else set()
-        self.numel_class = _numel_classes(graph)
+        self.kernel = graph.derived(_kernels)
+        self.shape_nodes = shape_value_nodes(graph) if opt_level >= 3 else frozenset()
+        self.numel_class = graph.derived(_numel_classes)
         self._spaces: dict[int, tuple[Dim, ...] | None] = {}
 
     def run(self) -> AutoGrouping:
@@ -479,6 +479,11 @@ class _UnionFind:
 
     def union(self, a, b) -> None:
         self.parent[self.find(a)] = self.find(b)
+
+
+def _kernels(graph: Graph) -> tuple[bool, ...]:
+    """Per node id: whether it launches a kernel of its own."""
+    return tuple(is_kernel(n, graph) for n in graph.nodes)
 
 
 def _numel_classes(graph: Graph) -> _UnionFind:

@@ -13,8 +13,12 @@ SHAPE_OPS = frozenset("""
 _SMALL_DTYPES = frozenset({"int64", "int32", "bool"})
 
 
-def shape_value_nodes(graph: Graph) -> set[int]:
+def shape_value_nodes(graph: Graph) -> frozenset[int]:
     """Ids of the nodes that compute shape metadata (Shape and Size themselves excluded)."""
+    return graph.derived(_shape_value_nodes)
+
+
+def _shape_value_nodes(graph: Graph) -> frozenset[int]:
     metadata: set[str] = set()
     nodes: set[int] = set()
     for node in graph.nodes:
@@ -23,7 +27,7 @@ def shape_value_nodes(graph: Graph) -> set[int]:
         elif _computes_shape(node, graph, metadata):
             metadata.update(node.outputs)
             nodes.add(node.id)
-    return nodes
+    return frozenset(nodes)
 
 
 def _computes_shape(node: Node, graph: Graph, metadata: set[str]) -> bool:

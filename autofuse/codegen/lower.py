@@ -397,18 +397,56 @@ class _Builder:
         rest: list[Node] = []
         outputs = {a.onnx: a for a in self.outputs}
         uses = self._data_uses()
+        scales = self._operand_scales(uses)
         for node in self.nodes:
             if node.op_type not in _MATMUL:
+                if node.outputs[0] in scales:
+                    continue  # applied to the MatMul's result instead (see _operand_scales)
                 if not all(o in self.values for o in node.outputs if o):
                     rest.append(node)
                 continue
             if len(self.matmuls) == 4:
                 raise LoweringError("more than 4 MatMuls in one kernel (REGIST_MATMUL_OBJ takes 4 objects)")
-            rest.extend(self._matmul(node, outputs, uses))
+            rest.extend(self._matmul(node, outputs, scales))
         return rest
 
-    def _matmul(self, node: Node, outputs: dict[str, GmArg], uses: dict[str, int]) -> list[Node]:
-        a_name, b_name = node.inputs[0], node.inputs[1]
+    def _operand_scales(self, uses: dict[str, int]) -> dict[str, Node]:
+        """MatMul operands that are another member times (or over) a constant number: the planner
+        lets such a scale join as a prologue because (c A) B = c (A B), so the cube reads the
+        unscaled operand and the vector unit scales the result. Scaled operand -> its Mul/Div."""
+        producer = {o: n for n in self.nodes for o in n.outputs if o}
+        found: dict[str, Node] = {}
+        for node in self.nodes:
+            if node.op_type not in _MATMUL:
+                continue
+            for value in node.inputs[:2]:
+                while value in producer and self._scalar_factor(producer[value]) is not None \
+                        and uses.get(value) == 1 and value not in {a.onnx for a in self.outputs}:
+                    found[value] = producer[value]
+                    value = self._scalar_factor(producer[value])[0]
+        return found
+
+    def _scalar_factor(self, node: Node) -> tuple[str, str] | None:
+        """(data operand, constant operand) of `x * c`, `c * x` or `x / c` with one float number c."""
+        if node.op_type not in ("Mul", "Div") or len(node.inputs) != 2:
+            return None
+        for position in ((1,) if node.op_type == "Div" else (1, 0)):
+            constant = self.graph.constant(node.inputs[position])
+            if constant is not None and constant.size == 1 and constant.dtype.kind == "f":
+                return node.inputs[1 - position], node.inputs[position]
+        return None
+
+    def _unscaled(self, value: str, scales: dict[str, Node]) -> tuple[str, list[Node]]:
+        """The operand the cube reads for `value`, and the scales to apply to the result (innermost first)."""
+        steps: list[Node] = []
+        while value in scales:
+            steps.append(scales[value])
+            value = self._scalar_factor(scales[value])[0]
+        return value, steps[::-1]
+
+    def _matmul(self, node: Node, outputs: dict[str, GmArg], scales: dict[str, Node]) -> list[Node]:
+        a_name, a_scales = self._unscaled(node.inputs[0], scales)
+        b_name, b_scales = self._unscaled(node.inputs[1], scales)
         a, b = self.values.get(a_name), self.values.get(b_name)
         if not isinstance(a, Stored) or not isinstance(b, Stored) or a.view.storage not in self.storages \
                 or self.storages[a.view.storage].arg is None:
@@ -432,7 +470,10 @@ class _Builder:
         extra: list[Node] = []
         gemm_epilogue = node.op_type == "Gemm" and (len(node.inputs) > 2 and node.inputs[2]
                                                     or node.attrs.get("alpha", 1.0) != 1.0)
-        direct = result in outputs and not gemm_epilogue and self.ctx.dtype(result) == a.dtype
+        scaled = a_scales + b_scales
+        if scaled and gemm_epilogue:
+            raise LoweringError(f"Gemm '{node.name}': a scaled operand and a bias or alpha")
+        direct = result in outputs and not gemm_epilogue and not scaled and self.ctx.dtype(result) == a.dtype
         if direct:  # the cube writes the output itself; vector members read it back from there
             target, offset = outputs[result].ident, 0
             self.storages[result] = Storage(outputs[result], a.dtype, c_shape)
@@ -440,7 +481,7 @@ class _Builder:
         else:
             target, offset = self._workspace_for(result, c_shape, self.ctx.dtype(result)), 0
         index = len(self.matmuls)
-        raw = f"{result}@cube" if gemm_epilogue else result
+        raw = f"{result}@cube" if gemm_epilogue or scaled else result
         self.matmuls.append(MatmulCall(index, comment_text(f"{node.op_type} {node.name}"),
                                        self.storages[a.view.storage].arg, self.storages[b.view.storage].arg,
                                        m, n, k, trans_a, trans_b, a.dtype, target, offset))
@@ -450,6 +491,8 @@ class _Builder:
             self.values[raw] = Stored(View.contiguous(raw, c_shape), arg.dtype)
         if gemm_epilogue:  # alpha * (A B) + beta * C as vector work on the cube's result
             extra = self._gemm_epilogue(node, raw)
+        if scaled:
+            extra = self._result_scales(result, raw, scaled)
         return extra
 
     def _workspace_for(self, result: str, shape: tuple[int, ...], dtype: str) -> str:
@@ -460,6 +503,18 @@ class _Builder:
         self.workspace.append((arg, self.workspace_bytes))
         self.workspace_bytes += -(-arg.nbytes // 512) * 512
         return arg.ident
+
+    def _result_scales(self, result: str, raw: str, scales: list[Node]) -> list[Node]:
+        """The operands' scales as vector steps on the cube's result: raw * c1 / c2 ... -> result."""
+        shape = self.ctx.shape(result)
+        steps, current = [], raw
+        self.step_shapes[raw] = shape
+        for i, scale in enumerate(scales):
+            out = result if i == len(scales) - 1 else f"{result}@scale{i}"
+            self.step_shapes[out] = shape
+            steps.append(Node(-1, scale.name, scale.op_type, "", (current, self._scalar_factor(scale)[1]), (out,)))
+            current = out
+        return steps
 
     def _gemm_epilogue(self, node: Node, raw: str) -> list[Node]:
         alpha, beta = float(node.attrs.get("alpha", 1.0)), float(node.attrs.get("beta", 1.0))

@@ -16,7 +16,6 @@ is harmless because a repeat shares the first group's rendered files.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Hashable
 from dataclasses import dataclass, replace
@@ -26,6 +25,7 @@ import numpy as np
 from autofuse.codegen.lower import LowerContext, op_name_for
 from autofuse.codegen.names import comment_text, snake_case
 from autofuse.codegen.program import GmArg, KernelProgram, Unsupported
+from autofuse.ir.structure import digest, freeze, structure
 from autofuse.planner.plan import FusionGroup
 
 
@@ -44,35 +44,15 @@ def signature(ctx: LowerContext, group: FusionGroup) -> Shape | None:
     if group.cost is None or not group.cost.tile:
         return None
     graph = ctx.graph
-    ids: dict[str, int] = {}
-    order: list[str] = []
-
-    def vid(value: str) -> int:
-        if not value:
-            return -1
-        index = ids.get(value)
-        if index is None:
-            index = ids[value] = len(order)
-            order.append(value)
-        return index
-
-    for value in group.inputs:
-        vid(value)
-    members = []
-    names, ops = [], []
-    for m in group.members:
-        node = graph.nodes[m]
-        names.append(node.name)
-        ops.append(node.op_type)
-        members.append((node.op_type, node.domain, _freeze(dict(node.attrs)),
-                        tuple(vid(v) for v in node.inputs), tuple(vid(v) for v in node.outputs)))
-    outputs = tuple(vid(v) for v in group.outputs)
     constants = graph.constants
-    values = tuple((*_declared(graph.type_of(v)), ctx.model.shape(v), v in constants, _size(graph.constant(v)))
-                   for v in order)
-    key = (group.kind, group.rule, group.lowering, _freeze(group.cost.tile), len(group.inputs),
-           outputs, tuple(members), values)
-    return Shape(key, tuple(order), tuple(names), tuple(ops))
+
+    def value_key(v: str) -> Hashable:
+        return (*_declared(graph.type_of(v)), ctx.model.shape(v), v in constants, _size(graph.constant(v)))
+
+    key, values = structure(graph, group.members, group.inputs, group.outputs, value_key)
+    nodes = [graph.nodes[m] for m in group.members]
+    key = (group.kind, group.rule, group.lowering, freeze(group.cost.tile), key)
+    return Shape(key, values, tuple(n.name for n in nodes), tuple(n.op_type for n in nodes))
 
 
 @dataclass(frozen=True)
@@ -86,7 +66,7 @@ class Lowered:
     constants: tuple[tuple[int, Hashable], ...]
 
     def matches(self, ctx: LowerContext, shape: Shape) -> bool:
-        return all(_digest(ctx.graph.constant(shape.values[i])) == digest for i, digest in self.constants)
+        return all(digest(ctx.graph.constant(shape.values[i])) == data for i, data in self.constants)
 
 
 def lowered(ctx: LowerContext, shape: Shape, result, kernel) -> Lowered:
@@ -96,7 +76,7 @@ def lowered(ctx: LowerContext, shape: Shape, result, kernel) -> Lowered:
     for value in ctx.constants_read:
         if value not in index:  # a constant outside the group: lowering reads only members' operands
             raise AssertionError(f"lowering read '{value}', which the group's signature does not cover")
-        read.append((index[value], _digest(ctx.graph.constant(value))))
+        read.append((index[value], digest(ctx.graph.constant(value))))
     return Lowered(shape, result, kernel, tuple(sorted(read)))
 
 
@@ -110,25 +90,6 @@ def _declared(kind) -> tuple:
     shape = kind.shape
     static = shape if shape is not None and all(isinstance(d, int) for d in shape) else None
     return kind.dtype, static
-
-
-def _digest(array) -> Hashable:
-    if array is None:
-        return None
-    array = np.asarray(array)
-    return (array.dtype.str, array.shape, hashlib.sha1(np.ascontiguousarray(array).tobytes()).hexdigest())
-
-
-def _freeze(x) -> Hashable:
-    if isinstance(x, np.ndarray):
-        return _digest(x)
-    if isinstance(x, dict):
-        return tuple(sorted((str(k), _freeze(v)) for k, v in x.items()))
-    if isinstance(x, (list, tuple)):
-        return tuple(_freeze(i) for i in x)
-    if x is None or isinstance(x, (str, int, float, bool, bytes)):
-        return x
-    return (type(x).__name__, repr(x))  # protobuf messages print every field
 
 
 def repeat(first, first_shape: Shape, group: FusionGroup, shape: Shape):

@@ -381,13 +381,21 @@ def _numel(tensor: onnx.TensorProto) -> int:
     return int(np.prod(tensor.dims, dtype=np.int64)) if tensor.dims else 1
 
 
+_WIDENED = frozenset({"bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz"})
+
+
 def _small_array(tensor: onnx.TensorProto) -> np.ndarray | None:
     if tensor.data_location == onnx.TensorProto.EXTERNAL or _numel(tensor) > SMALL_CONSTANT_ELEMENTS:
         return None
     try:
-        return numpy_helper.to_array(tensor)
+        array = numpy_helper.to_array(tensor)
     except Exception:  # noqa: BLE001 - exotic dtypes are simply not readable as constants
         return None
+    if array.dtype.kind == "V" or array.dtype.name in _WIDENED:
+        # bfloat16 (and the float8 types) come back as ml_dtypes arrays, which numpy's own
+        # checks do not see as floats; every such number is exactly a float32.
+        array = array.astype(np.float32)
+    return array
 
 
 def _small_constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:

@@ -105,6 +105,15 @@ class Graph:
     def type_of(self, value: str) -> TensorType:
         return self.values.get(value, UNKNOWN)
 
+    def derived(self, compute):
+        """`compute(self)`, computed once per graph: facts later stages derive from an immutable
+        graph (which nodes compute shapes, which launch kernels) and read several times per pass.
+        `compute` must be a module-level function and its result must not be mutated."""
+        cache = self.__dict__.setdefault("_derived", {})
+        if compute not in cache:
+            cache[compute] = compute(self)
+        return cache[compute]
+
     @cached_property
     def producer(self) -> dict[str, int]:
         """Value name -> id of the node that produces it (graph inputs and initializers absent)."""

@@ -115,14 +115,22 @@ def find_matches(graph: Graph, index: RuleIndex, *, trace: bool = False) -> tupl
     matches: list[Match] = []
     misses: list[NearMiss] = []
     producer_ops = _producer_ops(graph)
+    cones = _Cones(graph)
+    fits: dict[tuple[str, int], bool] = {}  # (rule, the anchor's cone) -> does the outline fit
     for node in graph.nodes:
         if node.domain not in ("", "ai.onnx"):
             continue
         for same in index.by_anchor.get(node.op_type, ()):
             rule = same[0]
-            if not trace and not (_may_match_here(index.root_needs[rule.name], node, producer_ops)
-                                  and _fits(graph, index.outlines[rule.name], node.outputs[0])):
-                continue
+            if not trace:
+                if not _may_match_here(index.root_needs[rule.name], node, producer_ops):
+                    continue
+                key = (rule.name, cones.of(node.outputs[0], _OUTLINE_DEPTH))
+                found = fits.get(key)
+                if found is None:
+                    found = fits[key] = _fits(graph, index.outlines[rule.name], node.outputs[0])
+                if not found:
+                    continue
             attempt = _Attempt(graph, rule)
             found = _match_at(attempt, node)
             if found is not None:
@@ -177,6 +185,33 @@ def _compile_outline(rule: Rule, expr: Expr, depth: int, seen: int = 0):
     args = tuple(_compile_outline(rule, a, depth - 1, seen + 1) if depth > 1 else None for a in expr.args)
     commutative = len(expr.args) == 2 and bool(set(expr.ops) & COMMUTATIVE)
     return _Outline(frozenset(expr.ops), args, commutative, skip, expr.optional)
+
+
+class _Cones:
+    """What `_fits` can see of a value, as one number: the op types and operand counts of its
+    producers `depth` levels up. Values with the same number fit the same outlines (every layer
+    of a stack has the same cones), so each rule's outline is checked once per distinct cone."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.ids: dict[tuple, int] = {}
+        self.memo: dict[tuple[str, int], int] = {}
+
+    def of(self, value: str, depth: int) -> int:
+        key = (value, depth)
+        found = self.memo.get(key)
+        if found is not None:
+            return found
+        producer = self.graph.producer.get(value)
+        if producer is None:
+            shape: tuple = ("",)
+        else:
+            node = self.graph.nodes[producer]
+            inputs = [v for v in node.inputs if v]
+            below = tuple(self.of(v, depth - 1) for v in inputs) if depth > 1 else len(inputs)
+            shape = (node.op_type, below)
+        found = self.memo[key] = self.ids.setdefault(shape, len(self.ids))
+        return found
 
 
 def _fits(graph: Graph, outline, value: str) -> bool:
@@ -344,9 +379,14 @@ def _match_constant(attempt: _Attempt, name: str, value: str, state: _State, lin
     yield state.constant(name, value, number)
 
 
+# Relative rounding error of one number stored in each float type (half a unit in the last place).
+_ROUNDING = {"float16": 2.0**-11, "bfloat16": 2.0**-8}
+
+
 def _match_number(attempt: _Attempt, expr: Number, value: str, state: _State, line: str) -> Iterator[_State]:
     number = _scalar(attempt.graph, value)
-    tolerance = attempt.rule.tolerance
+    # A constant stored in half precision is the rule's number rounded to that precision.
+    tolerance = max(attempt.rule.tolerance, _ROUNDING.get(attempt.graph.type_of(value).dtype, 0.0))
     if number is None:
         attempt.fail(state, line, f"expected the constant {expr.value:g}, '{value}' is not a constant scalar")
     elif abs(number - expr.value) <= tolerance * max(1.0, abs(expr.value)):

@@ -1,0 +1,395 @@
+"""The global-memory bytes one generated kernel moves: the count the cost model's HBM time is
+computed from, and the count `--verify-kernels` compares with what the emulator measured.
+
+The code generator (autofuse/codegen/lower.py) emits a fused group as its MatMul members on the
+cube, then one vector walk per separate computation of the group (a "part": the q and the k half
+of a rotary pair are two), each over the Tile that tiling.py chose. That kernel moves:
+
+- every output, written once;
+- per MatMul: each cube block reads its rows of A and its columns of B (`matmul_split`), so A is
+  read once per N-block and B once per M-block; the result is written to the output it is, or
+  to the GM workspace, which the vector part then reads back. Our generator takes the workspace
+  on every target: the Atlas 300I's L0C->UB path (the cube's result handed to the vector unit on
+  chip) would save that round trip, but no template of ours uses it yet, so it is not priced;
+- per part, every tensor it reads (a group input or a MatMul result): a streamed tensor once per
+  row of the walk at the width the row reads (a full-size input once; a broadcast input too big
+  to keep whole once per row that uses it); a small broadcast input (a norm's gamma, a bias,
+  rotary cos/sin: up to WHOLE_BROADCAST bytes) loaded whole once by every core that has tiles of
+  the part; a split row (a row longer than UB holds) reads its tensors once per pass that needs
+  them;
+- nothing for one-number constants (compiled into the kernel) or shape operands.
+
+Re-reads count in full as HBM traffic. On the device L2 may serve some of them (every core loads a
+resident at about the same time), which cannot be measured here; the model counts the bytes the
+kernel asks for, which is what the emulator counts, and errs on the slow side.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from autofuse.cost.tiling import WHOLE_BROADCAST, Tile
+from autofuse.errors import AutofuseError
+from autofuse.ir.graph import Node
+from autofuse.yamlfile import read_yaml
+
+if TYPE_CHECKING:
+    from autofuse.cost.model import CostModel
+
+# Operands that carry a shape, axes or bounds rather than tensor data (no kernel loads them).
+SHAPE_OPERANDS = {"Reshape": (1,), "Expand": (1,), "Unsqueeze": (1,), "Squeeze": (1,), "Slice": (1, 2, 3, 4),
+                  "Split": (1,), "Tile": (1,), "ReduceSum": (1,), "ReduceMean": (1,), "ReduceMax": (1,),
+                  "ReduceMin": (1,), "ReduceProd": (1,), "ReduceSumSquare": (1,), "ReduceL1": (1,),
+                  "ReduceL2": (1,), "ReduceLogSumExp": (1,), "ReduceLogSum": (1,), "ConstantOfShape": (0,)}
+# Views the generator reads through strides instead of computing (Slice/Split select a part).
+_VIEWS = frozenset({"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Expand", "Transpose"})
+_SLICES = ("Slice", "Split")
+_MATMULS = ("MatMul", "Gemm")
+_REDUCES = frozenset({"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin"})
+# How the vector unit writes each op (the code generator's table): the steps of decomposed ops
+# tell how many passes a split row takes.
+_VECTOR_OPS = Path(__file__).resolve().parent.parent / "_templates" / "vector_ops.yaml"
+
+
+def data_inputs(node: Node) -> list[str]:
+    """The inputs a node reads as tensor data (shape operands, axes and Shape/Size excluded)."""
+    if node.op_type in ("Shape", "Size"):
+        return []
+    skip = SHAPE_OPERANDS.get(node.op_type, ())
+    return [v for i, v in enumerate(node.inputs) if v and i not in skip]
+
+
+def matmul_split(m: int, n: int, k: int, blocks: int) -> tuple[int, int]:
+    """(M-blocks, N-blocks) of a [m, k] x [k, n] MatMul spread over `blocks` cube cores: the split
+    whose block moves the fewest elements (its rows of A, its columns of B and its C block), block
+    sides rounded up to 16. This is the rule of the Matmul tiling our emulator implements
+    (autofuse/emulator/include/tiling/tiling_api.h); on the device CANN's tiling library picks
+    the split (unchecked here), and each block still reads its own rows of A and columns of B."""
+    best: tuple[int, int, int] | None = None
+    for m_dim in range(1, max(blocks, 1) + 1):
+        n_dim = blocks // m_dim
+        side_m, side_n = _round16(-(-m // m_dim)), _round16(-(-n // n_dim))
+        cost = (side_m + side_n) * k + side_m * side_n
+        if best is None or cost < best[0]:
+            best = (cost, side_m, side_n)
+    assert best is not None
+    side_m, side_n = min(best[1], m), min(best[2], n)
+    return -(-m // side_m), -(-n // side_n)
+
+
+def _round16(value: int) -> int:
+    return -(-value // 16) * 16
+
+
+@dataclass(frozen=True)
+class _Access:
+    """A value the kernel reads from GM: a view of `storage` (a group input or a MatMul result)."""
+
+    storage: str
+    whole_rows: bool = False  # a slice of the last axis: the load takes whole rows of the storage
+    pieces: tuple = ()  # slices of other axes on the way: each distinct selection is its own load
+
+
+class KernelTraffic:
+    """The layout of one group's kernel as the code generator emits it, and the bytes it moves."""
+
+    def __init__(self, model: CostModel, nodes: list[Node], inputs, outputs) -> None:
+        self.model = model
+        self.outputs = tuple(outputs)
+        self.shapes: dict[str, tuple[int, ...]] = {}  # values of our own (a Gemm's raw cube result)
+        self.constant: set[str] = set()
+        self.access: dict[str, _Access] = {}
+        used = {v for n in nodes for v in data_inputs(n)}
+        for value in inputs:
+            small = model.graph.constant(value)
+            if small is not None and small.size == 1:
+                self.constant.add(value)  # a number compiled into the kernel
+            elif value in used:
+                self.access[value] = _Access(value)
+        needed = _needed(nodes, self.outputs)
+        self.matmuls = [n for n in needed if n.op_type in _MATMULS]
+        self.writes: dict[str, str] = {}  # MatMul result -> the GM tensor the cube writes it to
+        self.members: list[Node] = []
+        for node in needed:
+            if node.op_type in _MATMULS:
+                self.members.extend(self._matmul(node))
+            elif node.op_type in _VIEWS and node.inputs[0] in self.access:
+                self._view(node)  # a strided view of GM data, read where it is used
+            else:
+                self.members.append(node)
+
+    # -- layout -------------------------------------------------------------------------------------
+
+    def shape(self, value: str) -> tuple[int, ...]:
+        if value in self.shapes:
+            return self.shapes[value]
+        shape = self.model.shape(value)
+        if shape is None:
+            from autofuse.cost.model import UnknownShape
+
+            raise UnknownShape(f"shape of '{value}' unknown")
+        return shape
+
+    def itemsize(self, value: str) -> int:
+        return self.model.graph.type_of(value).itemsize or 4
+
+    def nbytes(self, value: str) -> int:
+        return math.prod(self.shape(value)) * self.itemsize(value)
+
+    def _view(self, node: Node) -> None:
+        source = self.access[node.inputs[0]]
+        before = self.shape(node.inputs[0])
+        for index, out in enumerate(node.outputs):
+            if not out:
+                continue
+            access = source
+            if node.op_type in _SLICES:
+                after = self.shape(out)
+                if after[-1:] != before[-1:]:
+                    access = _Access(access.storage, True, access.pieces)
+                if after[:-1] != before[:-1]:
+                    access = _Access(access.storage, access.whole_rows, (*access.pieces, (node.name, index)))
+            self.access[out] = access
+
+    def _matmul(self, node: Node) -> list[Node]:
+        """The cube writes the result to the output it is, else to the workspace; a Gemm's bias
+        and alpha/beta are vector work on that result (one member reading it and the bias)."""
+        result, a = node.outputs[0], node.inputs[0]
+        bias = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else ""
+        epilogue = node.op_type == "Gemm" and (bias or node.attrs.get("alpha", 1.0) != 1.0)
+        graph = self.model.graph
+        direct = result in self.outputs and not epilogue and graph.type_of(result).dtype == graph.type_of(a).dtype
+        raw = f"{result}@cube" if epilogue else result
+        self.shapes[raw] = self.shape(result)
+        self.writes[raw] = "output" if direct else "workspace"
+        self.access[raw] = _Access(raw)
+        if not epilogue:
+            return []
+        return [Node(-1, node.name, "Add" if bias else "Identity", "", (raw, bias) if bias else (raw,), (result,))]
+
+    def parts(self) -> list[list[Node]]:
+        """The group's separate computations: members joined by the values they compute (inputs,
+        constants and MatMul results are read by any part and join nothing). A part that writes
+        no output is not emitted."""
+        produced = {o: i for i, n in enumerate(self.members) for o in n.outputs if o}
+        parent = list(range(len(self.members)))
+
+        def find(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        for i, node in enumerate(self.members):
+            for value in node.inputs:
+                j = produced.get(value)
+                if j is not None:
+                    parent[find(i)] = find(j)
+        groups: dict[int, list[Node]] = {}
+        for i, node in enumerate(self.members):
+            groups.setdefault(find(i), []).append(node)
+        wanted = set(self.outputs)
+        return [g for g in groups.values() if any(o in wanted for n in g for o in n.outputs)]
+
+    def space(self, part: list[Node]) -> tuple[int, ...]:
+        """The part's iteration space: its largest value (one an op computes, then an output,
+        among equals)."""
+        names = {o for n in part for o in n.outputs if o in self.outputs}
+        computed = {o for n in part if n.op_type not in _VIEWS for o in n.outputs if o}
+        produced = [o for n in part for o in n.outputs if o]
+        largest = max(produced, key=lambda v: (math.prod(self.shape(v)), v in computed, v in names,
+                                               len(self.shape(v))))
+        return self.shape(largest) or (1,)
+
+    # -- bytes ---------------------------------------------------------------------------------------
+
+    def total(self, tile: Tile) -> int:
+        """GM bytes read and written by the kernel walking `tile`."""
+        moved = sum(self.nbytes(o) for o in self.outputs)
+        moved += self._cube_bytes()
+        for part in self.parts():
+            moved += self._part_bytes(part, tile)
+        return moved
+
+    def _cube_bytes(self) -> int:
+        """MatMul operands (per block, see matmul_split) and the results the cube writes to the
+        workspace (a result that is an output is counted with the outputs)."""
+        if not self.matmuls:
+            return 0
+        shapes = []
+        for node in self.matmuls:
+            a, b = self.shape(node.inputs[0]), self.shape(node.inputs[1])
+            trans_a = bool(node.attrs.get("transA", 0)) if node.op_type == "Gemm" else False
+            trans_b = bool(node.attrs.get("transB", 0)) if node.op_type == "Gemm" else False
+            k = a[-2] if trans_a else a[-1]
+            shapes.append((node, math.prod(a) // k, b[0] if trans_b else b[1], k))
+        blocks = self.model.cube_cores(sum(2.0 * m * n * k for _, m, n, k in shapes))
+        moved = 0
+        for node, m, n, k in shapes:
+            m_blocks, n_blocks = matmul_split(m, n, k, blocks)
+            size = self.itemsize(node.inputs[0])
+            moved += m * k * size * n_blocks + k * n * size * m_blocks
+        return moved + sum(self.nbytes(raw) for raw, where in self.writes.items() if where == "workspace")
+
+    def _part_bytes(self, part: list[Node], tile: Tile) -> int:
+        space = self.space(part)
+        numel, width = math.prod(space), space[-1] or 1
+        rows = max(1, numel // width)
+        if tile.scheme == "split_row":
+            loads = [load for step in self._split_passes(part) for load in step]
+            return sum(rows * width * self.itemsize(storage) for storage, *_ in loads)
+        loads, residents = {}, set()
+        walks_rows = tile.rows > 0
+        for value in self._reads(part):
+            access = self.access[value]
+            shape, storage = self.shape(value), access.storage
+            if math.prod(shape) == 1:
+                loads[("scalar", storage)] = self.itemsize(storage) * max(tile.cores, 1)
+                continue
+            whole = math.prod(self.shape(storage))
+            if walks_rows and storage not in self.writes and whole < numel \
+                    and whole * self.itemsize(storage) <= WHOLE_BROADCAST:
+                residents.add(storage)
+                continue
+            if not walks_rows:
+                loads[(storage, access.pieces)] = numel * self.itemsize(storage)
+                continue
+            read = self.shape(storage)[-1] if access.whole_rows else (shape[-1] if shape else 1)
+            loads[(storage, read, access.pieces)] = rows * read * self.itemsize(storage)
+        moved = sum(loads.values())
+        if residents:
+            per_tile = tile.rows if tile.scheme == "rows" else tile.elements // width
+            per_tile = max(1, min(per_tile, rows))
+            workers = min(-(-rows // per_tile), max(tile.cores, 1))
+            moved += workers * sum(self.nbytes(storage) for storage in residents)
+        return moved
+
+    def _reads(self, part: list[Node]) -> list[str]:
+        """The GM views the part's members read (a view of GM data is read where it is used)."""
+        reads = []
+        for node in part:
+            if all(o in self.access for o in node.outputs if o):
+                continue
+            reads.extend(v for v in data_inputs(node) if v in self.access)
+        reads.extend(o for n in part for o in n.outputs if o in self.outputs and o in self.access)
+        return list(dict.fromkeys(reads))
+
+    # -- split rows -------------------------------------------------------------------------------------
+
+    def _split_passes(self, part: list[Node]) -> list[set[tuple]]:
+        """The loads of each pass over a split row. Pass p accumulates the reductions whose inputs
+        need only results of earlier passes; the last pass computes the outputs. A load is
+        (storage, the selection) and each pass reads each of its loads once per row."""
+        for node in part:
+            if node.op_type in _SLICES or node.op_type in _VIEWS:
+                for value in node.inputs[:1]:
+                    if value in self.access:
+                        self._view(node)
+        steps = _expanded(part, self)
+        constant = set(self.constant)
+        levels: dict[str, int] = {}
+        kinds: list[str] = []
+        reduce_level: dict[int, int] = {}
+        for index, node in enumerate(steps):
+            data = data_inputs(node)
+            if data and all(v in constant or _literal(v) for v in data) and node.op_type not in _VIEWS:
+                constant.update(o for o in node.outputs if o)
+            inputs = [v for v in data if v not in constant and not _literal(v)]
+            level = max((levels.get(v, 0) for v in inputs), default=0)
+            if node.op_type in _REDUCES:
+                kinds.append("reduce")
+                reduce_level[index] = level
+                levels[node.outputs[0]] = level + 1
+                continue
+            per_row = self._per_row(node.outputs[0]) and all(self._per_row(v) for v in inputs)
+            kinds.append("row" if per_row and inputs else "tile")
+            for out in node.outputs:
+                levels[out] = level
+        part_outputs = {o for n in part for o in n.outputs if o in self.outputs}
+        final = max([levels.get(o, 0) for o in part_outputs] + [0])
+        passes = []
+        for p in range(final + 1):
+            targets = set(part_outputs) if p == final else set()
+            reducing = [i for i, kind in enumerate(kinds) if kind == "reduce" and reduce_level[i] == p]
+            for i in reducing:
+                targets.update(data_inputs(steps[i]))
+            wanted = set(reducing)
+            for i in reversed(range(len(steps))):
+                if kinds[i] == "tile" and any(o in targets for o in steps[i].outputs):
+                    wanted.add(i)
+                    targets.update(data_inputs(steps[i]))
+            loads = set()
+            for i in wanted:
+                if all(o in self.access for o in steps[i].outputs if o):
+                    continue
+                for value in data_inputs(steps[i]):
+                    if value in self.access:
+                        loads.add((self.access[value].storage, self.access[value].pieces))
+            passes.append(loads)
+        return passes
+
+    def _per_row(self, value: str) -> bool:
+        return _literal(value) or self.shape(value)[-1:] in ((1,), ())
+
+
+def _needed(nodes: list[Node], outputs: tuple[str, ...]) -> list[Node]:
+    """Members whose results reach an output through data operands (shape arithmetic that only
+    feeds a Reshape or Expand target is left out: kernels are built for static shapes)."""
+    needed = set(outputs)
+    keep: list[Node] = []
+    for node in reversed(nodes):
+        if any(o in needed for o in node.outputs if o):
+            keep.append(node)
+            needed.update(data_inputs(node))
+            if node.op_type in _SLICES:
+                needed.update(v for v in node.inputs[1:] if v)
+    return list(reversed(keep))
+
+
+_LITERAL = "@literal:"
+
+
+def _literal(value: str) -> bool:
+    return value.startswith(_LITERAL)
+
+
+@lru_cache(maxsize=1)
+def _recipes() -> dict:
+    return read_yaml(_VECTOR_OPS, AutofuseError, "code generator op table")["decompose"]
+
+
+def _expanded(nodes: list[Node], traffic: KernelTraffic) -> list[Node]:
+    """The members with every op the vector unit runs as several steps written out as them (the
+    code generator's table), with the shapes of the steps' values."""
+    out: list[Node] = []
+    for node in nodes:
+        op = "GeluTanh" if node.op_type == "Gelu" and node.attrs.get("approximate", "none") == "tanh" \
+            else node.op_type
+        recipe = _recipes().get(op)
+        if recipe is None:
+            out.append(node)
+            continue
+        names = {f: a for f, a in zip(recipe["inputs"], node.inputs) if a}
+        names.update({f: a for f, a in zip(recipe["outputs"], node.outputs) if a})
+        row = traffic.shape(node.inputs[0])
+        steps = []
+        for i, (target, step_op, *args) in enumerate(recipe["steps"]):
+            result = names.get(target) or f"{node.name}@{op}.{target}"
+            if any(isinstance(a, str) and a in recipe["inputs"] and a not in names for a in args):
+                operands = (names.get(args[0]) or f"{node.name}@{op}.{args[0]}",)  # an absent optional input
+                step_op = "Identity"
+            else:
+                operands = tuple(names.get(a) or f"{node.name}@{op}.{a}" if isinstance(a, str) and not a.startswith("$")
+                                 else f"{_LITERAL}{i}.{j}" for j, a in enumerate(args))
+            if result not in traffic.shapes and result not in node.outputs:
+                shapes = [() if _literal(v) else traffic.shape(v) for v in operands]
+                traffic.shapes[result] = row[:-1] + (1,) if step_op in _REDUCES else \
+                    tuple(np.broadcast_shapes(*shapes))
+            steps.append(Node(-1, node.name, step_op, "", operands, (result,)))
+        out.extend(_expanded(steps, traffic))
+    return out
