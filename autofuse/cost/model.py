@@ -5,9 +5,11 @@
 - head: the launch/head cost of one kernel, from few cores to all cores started, plus the
   extra cost of a mixed cube+vector kernel (profile `launch`);
 - HBM time: the bytes the kernel moves through HBM over the bandwidth that its transfer size
-  reaches (profile `dma` table). For a fused group only the bytes crossing the group boundary
-  count; a MatMul epilogue on a chip without an L0C->UB path also writes the MatMul result to a
-  workspace and reads it back;
+  reaches (profile `dma` table). For a fused group these are the bytes its generated kernel
+  reads and writes (traffic.py): the tensors crossing the group boundary, plus what the kernel
+  reads again (small broadcast inputs once per core, broadcast rows once per row, a split row
+  once per pass, MatMul operands once per cube block) and the MatMul results it writes to the
+  GM workspace and reads back. Re-reads count as HBM traffic even where L2 may catch them;
 - compute time: vector element operations over the vector throughput of the dtype the kernel
   computes in (half precision is computed in fp32, bf16 always is), cube FLOPs over the cube
   throughput. A group recomputes every member over its whole iteration space, so a small
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 
 from autofuse.cost.hardware import Hardware
 from autofuse.cost.tiling import WHOLE_BROADCAST, Tile, TileOverflow, TileRequest, choose_tile, cores_for
+from autofuse.cost.traffic import SHAPE_OPERANDS, KernelTraffic, UnknownShape
 from autofuse.ir.graph import Graph, Node
 from autofuse.ops.axes import reduction_signature
 from autofuse.ops.table import OpClass, is_kernel, node_bytes, op_class
@@ -41,12 +44,6 @@ _REDUCE_SCRATCH = 64
 # Tile-sized fp32 values an op keeps alive inside a kernel besides its inputs (the code generator
 # writes these ops as several vector steps: codegen_templates/vector_ops.yaml `decompose`).
 _INTERNAL_TEMPORARIES = {"LayerNormalization": 2, "LogSoftmax": 2}
-# Operands that carry a shape, axes or bounds rather than tensor data (no kernel loads them).
-SHAPE_OPERANDS = {"Reshape": (1,), "Expand": (1,), "Unsqueeze": (1,), "Squeeze": (1,), "Slice": (1, 2, 3, 4),
-                  "Split": (1,), "Tile": (1,), "ReduceSum": (1,), "ReduceMean": (1,), "ReduceMax": (1,),
-                  "ReduceMin": (1,), "ReduceProd": (1,), "ReduceSumSquare": (1,), "ReduceL1": (1,),
-                  "ReduceL2": (1,), "ReduceLogSumExp": (1,), "ReduceLogSum": (1,), "ConstantOfShape": (0,)}
-
 
 def bind_dims(graph: Graph, overrides: Mapping[str, int] | None = None) -> dict[str, int]:
     """A size for every symbolic dim in the graph.
@@ -117,10 +114,6 @@ class Estimate:
 
 
 NOTHING = Estimate(0.0, 0, launches=0)
-
-
-class UnknownShape(Exception):
-    """A tensor crossing the kernel boundary has an unknown rank or dim."""
 
 
 class CostModel:
@@ -318,22 +311,20 @@ class CostModel:
             return Estimate(head + max(memory, cube + vector), crossing, head, memory, cube + vector, tile=tile)
         vector_work = [n for n in vector_nodes
                        if op_class(n) not in (OpClass.VIEW, OpClass.METADATA) and n.op_type != "Constant"]
+        traffic = KernelTraffic(self, nodes, inputs, outputs)
         if matmuls and not vector_work:  # sibling MatMuls merged into one cube kernel
             flops = sum(self._matmul_flops(n) for n in matmuls)
             cores = self.cube_cores(flops)
-            moved = crossing + self._shared_operand_reads(matmuls)
+            tile = Tile("matmul", 0, cores=cores, note="cube only; L1/L0 tiling is the Matmul API's")
+            moved = traffic.total(tile)
             memory = self.memory_us(moved, min(moved // cores, 64 * 1024))
             head = self.head_us(cores / self.hw.aic_cores)
-            tile = Tile("matmul", 0, cores=cores, note="cube only; L1/L0 tiling is the Matmul API's")
             return Estimate(head + max(memory, cube), moved, head, memory, cube, tile=tile)
         request = self._tile_request(nodes, inputs, outputs, matmuls)
         tile = choose_tile(request, self.hw)
-        moved = crossing + self._shared_operand_reads(matmuls)
-        if matmuls and not self.hw.l0c_to_ub:
-            moved += self._result_round_trips(matmuls, nodes, outputs)
-        if tile.scheme == "split_row":
-            moved += self._bytes([v for v in inputs if self.numel(v) == request.rows * request.row_len])
-        transfer = tile.elements * max((self.graph.type_of(v).itemsize or 4) for v in (*inputs, *outputs))
+        moved = traffic.total(tile)
+        # One DMA per tile of a streamed tensor (shape operands and small inputs are no tiles).
+        transfer = tile.elements * max((size for _, size in (*request.full_inputs, *request.outputs)), default=4)
         memory = self.memory_us(moved, transfer)
         ops = sum(_VECTOR_COST.get(n.op_type, 1) * self._elements_computed(n, request) for n in vector_work)
         compute = cube + self.vector_us(ops, self._compute_dtype(nodes))
@@ -343,28 +334,6 @@ class CostModel:
         else:
             head = self.head_us(tile.cores / self.hw.aiv_cores)
         return Estimate(head + max(memory, compute), moved, head, memory, compute, tile=tile)
-
-    def _shared_operand_reads(self, matmuls: list[Node]) -> int:
-        """Sibling MatMuls on one activation: each MatMul call reads it again."""
-        seen: set[str] = set()
-        extra = 0
-        for m in matmuls:
-            if m.inputs[0] in seen:
-                extra += self._bytes([m.inputs[0]])
-            seen.add(m.inputs[0])
-        return extra
-
-    def _result_round_trips(self, matmuls: list[Node], nodes: list[Node], outputs) -> int:
-        """No L0C->UB path: a MatMul result the epilogue reads is written to GM (the workspace, or
-        the output itself when it is one) and read back; a result that is only an output is
-        written once, already counted as crossing."""
-        moved = 0
-        for m in matmuls:
-            result = m.outputs[0]
-            read = any(result in n.inputs for n in nodes if n not in matmuls)
-            size = self._bytes([result])
-            moved += (0 if result in outputs else size) + (size if read else 0)
-        return moved
 
     def _elements_computed(self, node: Node, request: TileRequest) -> int:
         """A row kernel computes each per-row value once per row; an elementwise kernel walks

@@ -8,7 +8,8 @@ keeps, in UB: every full-size input in a queue (double-buffered while at most
 double-buffered queue, small broadcast inputs once, and fp32 temporaries for each value live at
 the same time (plus one fp32 cast buffer per fp16/bf16 input, since Huawei's kernels compute
 half-precision in fp32). Row kernels (norms, softmax, reductions) need whole rows per tile; a
-row that does not fit is split into chunks and read twice (a stated penalty).
+row that does not fit is split into chunks, walked once per level of reduction (a stated penalty:
+traffic.py counts a read per pass).
 """
 from __future__ import annotations
 
@@ -237,4 +238,5 @@ def _row_tile(request: TileRequest, hw: Hardware) -> Tile:
     cores = min(cores_for(request.rows * request.row_len * io_bytes, hw.aiv_cores), request.rows)
     return Tile("split_row", chunk.elements, rows=1, row_len=request.row_len, cores=cores,
                 tiles=tiles, buffers=buffers, ub_capacity=hw.ub_usable_bytes, single_buffered=chunk.single_buffered,
-                note=f"a row of {request.row_len} elements does not fit: {chunks} chunks per row, read twice")
+                note=f"a row of {request.row_len} elements does not fit: {chunks} chunks per row, "
+                     "read once per reduction pass")

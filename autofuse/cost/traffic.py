@@ -35,7 +35,7 @@ import numpy as np
 
 from autofuse.cost.tiling import WHOLE_BROADCAST, Tile
 from autofuse.errors import AutofuseError
-from autofuse.ir.graph import Node
+from autofuse.ir.graph import Graph, Node
 from autofuse.yamlfile import read_yaml
 
 if TYPE_CHECKING:
@@ -56,12 +56,21 @@ _REDUCES = frozenset({"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin"})
 _VECTOR_OPS = Path(__file__).resolve().parent.parent / "_templates" / "vector_ops.yaml"
 
 
+class UnknownShape(Exception):
+    """A tensor crossing the kernel boundary has an unknown rank or dim."""
+
+
 def data_inputs(node: Node) -> list[str]:
     """The inputs a node reads as tensor data (shape operands, axes and Shape/Size excluded)."""
     if node.op_type in ("Shape", "Size"):
         return []
     skip = SHAPE_OPERANDS.get(node.op_type, ())
     return [v for i, v in enumerate(node.inputs) if v and i not in skip]
+
+
+def _data_table(graph: Graph) -> tuple[tuple[str, ...], ...]:
+    """data_inputs of every node of the graph, computed once per graph."""
+    return tuple(tuple(data_inputs(n)) for n in graph.nodes)
 
 
 def matmul_split(m: int, n: int, k: int, blocks: int) -> tuple[int, int]:
@@ -71,7 +80,7 @@ def matmul_split(m: int, n: int, k: int, blocks: int) -> tuple[int, int]:
     (autofuse/emulator/include/tiling/tiling_api.h); on the device CANN's tiling library picks
     the split (unchecked here), and each block still reads its own rows of A and columns of B."""
     best: tuple[int, int, int] | None = None
-    for m_dim in range(1, max(blocks, 1) + 1):
+    for m_dim in range(1, blocks + 1):
         n_dim = blocks // m_dim
         side_m, side_n = _round16(-(-m // m_dim)), _round16(-(-n // n_dim))
         cost = (side_m + side_n) * k + side_m * side_n
@@ -92,7 +101,7 @@ class _Access:
 
     storage: str
     whole_rows: bool = False  # a slice of the last axis: the load takes whole rows of the storage
-    pieces: tuple = ()  # slices of other axes on the way: each distinct selection is its own load
+    pieces: tuple[tuple[str, int], ...] = ()  # slices of other axes (node, output): each its own load
 
 
 class KernelTraffic:
@@ -100,50 +109,70 @@ class KernelTraffic:
 
     def __init__(self, model: CostModel, nodes: list[Node], inputs, outputs) -> None:
         self.model = model
+        self.table = model.graph.derived(_data_table)
         self.outputs = tuple(outputs)
         self.shapes: dict[str, tuple[int, ...]] = {}  # values of our own (a Gemm's raw cube result)
+        self.typed_as: dict[str, str] = {}  # ... and the ONNX value whose element type they have
         self.constant: set[str] = set()
         self.access: dict[str, _Access] = {}
-        used = {v for n in nodes for v in data_inputs(n)}
+        used = {v for n in nodes for v in self.data(n)}
         for value in inputs:
             small = model.graph.constant(value)
             if small is not None and small.size == 1:
                 self.constant.add(value)  # a number compiled into the kernel
             elif value in used:
                 self.access[value] = _Access(value)
-        needed = _needed(nodes, self.outputs)
+        needed = self._needed(nodes)
+        for node in needed:  # views of the inputs: strided reads of GM data, joining no part
+            if node.op_type in _VIEWS and node.inputs[0] in self.access:
+                self.access.update(self._viewed(node, self.access[node.inputs[0]]))
         self.matmuls = [n for n in needed if n.op_type in _MATMULS]
-        self.writes: dict[str, str] = {}  # MatMul result -> the GM tensor the cube writes it to
+        self.results: set[str] = set()  # MatMul results (read like a streamed input, never kept whole)
+        self.workspace: list[str] = []  # ... those the cube writes to the GM workspace
         self.members: list[Node] = []
         for node in needed:
             if node.op_type in _MATMULS:
                 self.members.extend(self._matmul(node))
-            elif node.op_type in _VIEWS and node.inputs[0] in self.access:
-                self._view(node)  # a strided view of GM data, read where it is used
-            else:
+            elif not all(o in self.access for o in node.outputs if o):
                 self.members.append(node)
 
     # -- layout -------------------------------------------------------------------------------------
+
+    def data(self, node: Node) -> tuple[str, ...] | list[str]:
+        """The node's data inputs (from the per-graph table for the graph's own nodes)."""
+        return self.table[node.id] if node.id >= 0 else data_inputs(node)
+
+    def _needed(self, nodes: list[Node]) -> list[Node]:
+        """Members whose results reach an output through data operands (shape arithmetic that
+        only feeds a Reshape or Expand target is left out: kernels are built for static shapes)."""
+        needed = set(self.outputs)
+        keep: list[Node] = []
+        for node in reversed(nodes):
+            if any(o in needed for o in node.outputs if o):
+                keep.append(node)
+                needed.update(self.data(node))
+                if node.op_type in _SLICES:
+                    needed.update(v for v in node.inputs[1:] if v)
+        return list(reversed(keep))
 
     def shape(self, value: str) -> tuple[int, ...]:
         if value in self.shapes:
             return self.shapes[value]
         shape = self.model.shape(value)
         if shape is None:
-            from autofuse.cost.model import UnknownShape
-
             raise UnknownShape(f"shape of '{value}' unknown")
         return shape
 
     def itemsize(self, value: str) -> int:
-        return self.model.graph.type_of(value).itemsize or 4
+        return self.model.graph.type_of(self.typed_as.get(value, value)).itemsize or 4
 
     def nbytes(self, value: str) -> int:
         return math.prod(self.shape(value)) * self.itemsize(value)
 
-    def _view(self, node: Node) -> None:
-        source = self.access[node.inputs[0]]
+    def _viewed(self, node: Node, source: _Access) -> list[tuple[str, _Access]]:
+        """The outputs of a view node over GM data: views of the same GM tensor."""
         before = self.shape(node.inputs[0])
+        views = []
         for index, out in enumerate(node.outputs):
             if not out:
                 continue
@@ -154,7 +183,8 @@ class KernelTraffic:
                     access = _Access(access.storage, True, access.pieces)
                 if after[:-1] != before[:-1]:
                     access = _Access(access.storage, access.whole_rows, (*access.pieces, (node.name, index)))
-            self.access[out] = access
+            views.append((out, access))
+        return views
 
     def _matmul(self, node: Node) -> list[Node]:
         """The cube writes the result to the output it is, else to the workspace; a Gemm's bias
@@ -166,13 +196,16 @@ class KernelTraffic:
         direct = result in self.outputs and not epilogue and graph.type_of(result).dtype == graph.type_of(a).dtype
         raw = f"{result}@cube" if epilogue else result
         self.shapes[raw] = self.shape(result)
-        self.writes[raw] = "output" if direct else "workspace"
+        self.typed_as[raw] = result
+        self.results.add(raw)
+        if not direct:
+            self.workspace.append(raw)
         self.access[raw] = _Access(raw)
         if not epilogue:
             return []
         return [Node(-1, node.name, "Add" if bias else "Identity", "", (raw, bias) if bias else (raw,), (result,))]
 
-    def parts(self) -> list[list[Node]]:
+    def _parts(self) -> list[list[Node]]:
         """The group's separate computations: members joined by the values they compute (inputs,
         constants and MatMul results are read by any part and join nothing). A part that writes
         no output is not emitted."""
@@ -196,15 +229,17 @@ class KernelTraffic:
         wanted = set(self.outputs)
         return [g for g in groups.values() if any(o in wanted for n in g for o in n.outputs)]
 
-    def space(self, part: list[Node]) -> tuple[int, ...]:
+    def _space(self, part: list[Node]) -> tuple[int, ...]:
         """The part's iteration space: its largest value (one an op computes, then an output,
         among equals)."""
-        names = {o for n in part for o in n.outputs if o in self.outputs}
-        computed = {o for n in part if n.op_type not in _VIEWS for o in n.outputs if o}
-        produced = [o for n in part for o in n.outputs if o]
-        largest = max(produced, key=lambda v: (math.prod(self.shape(v)), v in computed, v in names,
-                                               len(self.shape(v))))
-        return self.shape(largest) or (1,)
+        ranked = []
+        for node in part:
+            for value in node.outputs:
+                if value:
+                    shape = self.shape(value)
+                    ranked.append((math.prod(shape), node.op_type not in _VIEWS, value in self.outputs, len(shape),
+                                   shape))
+        return max(ranked, key=lambda r: r[:4])[4] or (1,)
 
     # -- bytes ---------------------------------------------------------------------------------------
 
@@ -212,7 +247,7 @@ class KernelTraffic:
         """GM bytes read and written by the kernel walking `tile`."""
         moved = sum(self.nbytes(o) for o in self.outputs)
         moved += self._cube_bytes()
-        for part in self.parts():
+        for part in self._parts():
             moved += self._part_bytes(part, tile)
         return moved
 
@@ -227,17 +262,20 @@ class KernelTraffic:
             trans_a = bool(node.attrs.get("transA", 0)) if node.op_type == "Gemm" else False
             trans_b = bool(node.attrs.get("transB", 0)) if node.op_type == "Gemm" else False
             k = a[-2] if trans_a else a[-1]
-            shapes.append((node, math.prod(a) // k, b[0] if trans_b else b[1], k))
+            shapes.append((node, math.prod(a) // max(k, 1), b[-2] if trans_b else b[-1], k))
         blocks = self.model.cube_cores(sum(2.0 * m * n * k for _, m, n, k in shapes))
         moved = 0
         for node, m, n, k in shapes:
-            m_blocks, n_blocks = matmul_split(m, n, k, blocks)
+            m_blocks, n_blocks = matmul_split(m, n, k, blocks) if m * n * k else (1, 1)  # (nothing to read)
             size = self.itemsize(node.inputs[0])
             moved += m * k * size * n_blocks + k * n * size * m_blocks
-        return moved + sum(self.nbytes(raw) for raw, where in self.writes.items() if where == "workspace")
+        return moved + sum(self.nbytes(raw) for raw in self.workspace)
 
     def _part_bytes(self, part: list[Node], tile: Tile) -> int:
-        space = self.space(part)
+        """What one vector walk reads: streamed tensors once per row at the width the row reads
+        (per pass for a split row), small broadcast inputs once per core with tiles of the part,
+        one-element values once per core."""
+        space = self._space(part)
         numel, width = math.prod(space), space[-1] or 1
         rows = max(1, numel // width)
         if tile.scheme == "split_row":
@@ -245,14 +283,13 @@ class KernelTraffic:
             return sum(rows * width * self.itemsize(storage) for storage, *_ in loads)
         loads, residents = {}, set()
         walks_rows = tile.rows > 0
-        for value in self._reads(part):
-            access = self.access[value]
+        for value, access in self._reads(part):
             shape, storage = self.shape(value), access.storage
             if math.prod(shape) == 1:
                 loads[("scalar", storage)] = self.itemsize(storage) * max(tile.cores, 1)
                 continue
             whole = math.prod(self.shape(storage))
-            if walks_rows and storage not in self.writes and whole < numel \
+            if walks_rows and storage not in self.results and whole < numel \
                     and whole * self.itemsize(storage) <= WHOLE_BROADCAST:
                 residents.add(storage)
                 continue
@@ -269,15 +306,24 @@ class KernelTraffic:
             moved += workers * sum(self.nbytes(storage) for storage in residents)
         return moved
 
-    def _reads(self, part: list[Node]) -> list[str]:
-        """The GM views the part's members read (a view of GM data is read where it is used)."""
+    def _reads(self, nodes: list[Node], copies: bool = True) -> list[tuple[str, _Access]]:
+        """The GM views `nodes` read, run in order: a view of GM data is read where an op first
+        uses it; a view of a value already read is a view of that tile (no GM read); an output
+        that is a view of GM data is copied out (`copies`)."""
+        pending = dict(self.access)
         reads = []
-        for node in part:
-            if all(o in self.access for o in node.outputs if o):
+        for node in nodes:
+            source = pending.get(node.inputs[0]) if node.inputs else None
+            if source is not None and (node.op_type in _VIEWS or node.op_type in _SLICES):
+                pending.update(self._viewed(node, source))
                 continue
-            reads.extend(v for v in data_inputs(node) if v in self.access)
-        reads.extend(o for n in part for o in n.outputs if o in self.outputs and o in self.access)
-        return list(dict.fromkeys(reads))
+            for value in self.data(node):
+                access = pending.pop(value, None)
+                if access is not None:
+                    reads.append((value, access))
+        if copies:
+            reads.extend((o, pending[o]) for n in nodes for o in n.outputs if o in self.outputs and o in pending)
+        return reads
 
     # -- split rows -------------------------------------------------------------------------------------
 
@@ -285,18 +331,13 @@ class KernelTraffic:
         """The loads of each pass over a split row. Pass p accumulates the reductions whose inputs
         need only results of earlier passes; the last pass computes the outputs. A load is
         (storage, the selection) and each pass reads each of its loads once per row."""
-        for node in part:
-            if node.op_type in _SLICES or node.op_type in _VIEWS:
-                for value in node.inputs[:1]:
-                    if value in self.access:
-                        self._view(node)
-        steps = _expanded(part, self)
+        steps = self._expanded(part)
         constant = set(self.constant)
         levels: dict[str, int] = {}
         kinds: list[str] = []
         reduce_level: dict[int, int] = {}
         for index, node in enumerate(steps):
-            data = data_inputs(node)
+            data = self.data(node)
             if data and all(v in constant or _literal(v) for v in data) and node.op_type not in _VIEWS:
                 constant.update(o for o in node.outputs if o)
             inputs = [v for v in data if v not in constant and not _literal(v)]
@@ -317,38 +358,49 @@ class KernelTraffic:
             targets = set(part_outputs) if p == final else set()
             reducing = [i for i, kind in enumerate(kinds) if kind == "reduce" and reduce_level[i] == p]
             for i in reducing:
-                targets.update(data_inputs(steps[i]))
+                targets.update(self.data(steps[i]))
             wanted = set(reducing)
             for i in reversed(range(len(steps))):
                 if kinds[i] == "tile" and any(o in targets for o in steps[i].outputs):
                     wanted.add(i)
-                    targets.update(data_inputs(steps[i]))
-            loads = set()
-            for i in wanted:
-                if all(o in self.access for o in steps[i].outputs if o):
-                    continue
-                for value in data_inputs(steps[i]):
-                    if value in self.access:
-                        loads.add((self.access[value].storage, self.access[value].pieces))
-            passes.append(loads)
+                    targets.update(self.data(steps[i]))
+            reads = self._reads([steps[i] for i in sorted(wanted)], copies=False)
+            passes.append({(access.storage, access.pieces) for _, access in reads})
         return passes
+
+    def _expanded(self, nodes: list[Node]) -> list[Node]:
+        """The members with every op the vector unit runs as several steps written out as them (the
+        code generator's table), with the shapes of the steps' values."""
+        out: list[Node] = []
+        for node in nodes:
+            op = "GeluTanh" if node.op_type == "Gelu" and node.attrs.get("approximate", "none") == "tanh" \
+                else node.op_type
+            recipe = _recipes().get(op)
+            if recipe is None:
+                out.append(node)
+                continue
+            names = {f: a for f, a in zip(recipe["inputs"], node.inputs) if a}
+            names.update({f: a for f, a in zip(recipe["outputs"], node.outputs) if a})
+            row = self.shape(node.inputs[0])
+            steps = []
+            for i, (target, step_op, *args) in enumerate(recipe["steps"]):
+                result = names.get(target) or f"{node.name}@{op}.{target}"
+                if any(isinstance(a, str) and a in recipe["inputs"] and a not in names for a in args):
+                    operands = (names.get(args[0]) or f"{node.name}@{op}.{args[0]}",)  # an absent optional input
+                    step_op = "Identity"
+                else:
+                    operands = tuple(names.get(a) or f"{node.name}@{op}.{a}" if isinstance(a, str) and not a.startswith("$")
+                                     else f"{_LITERAL}{i}.{j}" for j, a in enumerate(args))
+                if result not in self.shapes and result not in node.outputs:
+                    shapes = [() if _literal(v) else self.shape(v) for v in operands]
+                    self.shapes[result] = row[:-1] + (1,) if step_op in _REDUCES else \
+                        tuple(np.broadcast_shapes(*shapes))
+                steps.append(Node(-1, node.name, step_op, "", operands, (result,)))
+            out.extend(self._expanded(steps))
+        return out
 
     def _per_row(self, value: str) -> bool:
         return _literal(value) or self.shape(value)[-1:] in ((1,), ())
-
-
-def _needed(nodes: list[Node], outputs: tuple[str, ...]) -> list[Node]:
-    """Members whose results reach an output through data operands (shape arithmetic that only
-    feeds a Reshape or Expand target is left out: kernels are built for static shapes)."""
-    needed = set(outputs)
-    keep: list[Node] = []
-    for node in reversed(nodes):
-        if any(o in needed for o in node.outputs if o):
-            keep.append(node)
-            needed.update(data_inputs(node))
-            if node.op_type in _SLICES:
-                needed.update(v for v in node.inputs[1:] if v)
-    return list(reversed(keep))
 
 
 _LITERAL = "@literal:"
@@ -361,35 +413,3 @@ def _literal(value: str) -> bool:
 @lru_cache(maxsize=1)
 def _recipes() -> dict:
     return read_yaml(_VECTOR_OPS, AutofuseError, "code generator op table")["decompose"]
-
-
-def _expanded(nodes: list[Node], traffic: KernelTraffic) -> list[Node]:
-    """The members with every op the vector unit runs as several steps written out as them (the
-    code generator's table), with the shapes of the steps' values."""
-    out: list[Node] = []
-    for node in nodes:
-        op = "GeluTanh" if node.op_type == "Gelu" and node.attrs.get("approximate", "none") == "tanh" \
-            else node.op_type
-        recipe = _recipes().get(op)
-        if recipe is None:
-            out.append(node)
-            continue
-        names = {f: a for f, a in zip(recipe["inputs"], node.inputs) if a}
-        names.update({f: a for f, a in zip(recipe["outputs"], node.outputs) if a})
-        row = traffic.shape(node.inputs[0])
-        steps = []
-        for i, (target, step_op, *args) in enumerate(recipe["steps"]):
-            result = names.get(target) or f"{node.name}@{op}.{target}"
-            if any(isinstance(a, str) and a in recipe["inputs"] and a not in names for a in args):
-                operands = (names.get(args[0]) or f"{node.name}@{op}.{args[0]}",)  # an absent optional input
-                step_op = "Identity"
-            else:
-                operands = tuple(names.get(a) or f"{node.name}@{op}.{a}" if isinstance(a, str) and not a.startswith("$")
-                                 else f"{_LITERAL}{i}.{j}" for j, a in enumerate(args))
-            if result not in traffic.shapes and result not in node.outputs:
-                shapes = [() if _literal(v) else traffic.shape(v) for v in operands]
-                traffic.shapes[result] = row[:-1] + (1,) if step_op in _REDUCES else \
-                    tuple(np.broadcast_shapes(*shapes))
-            steps.append(Node(-1, node.name, step_op, "", operands, (result,)))
-        out.extend(_expanded(steps, traffic))
-    return out
