@@ -20,7 +20,7 @@ from kernel_cases import LIBRARY, retyped, rule_cases, rule_dtypes, rule_model
 
 from autofuse import fuse
 from autofuse.cli import main
-from autofuse.codegen import lower
+from autofuse.codegen import vector
 from autofuse.cost.hardware import KNOWN_TARGETS
 from autofuse.verify.kernels import BYTES_TOLERANCE
 
@@ -288,9 +288,9 @@ def test_demo_writes_and_verifies_its_kernels(tmp_path, capsys):
 def test_a_wrong_kernel_fails_verification_with_exit_3(tmp_path, monkeypatch, capsys):
     """A generator bug (Sigmoid lowered as exp(-x) + 1 without the reciprocal) must show in the
     report and make the command fail like --verify does."""
-    table = dict(lower.op_table())
+    table = dict(vector.op_table())
     table["unary"] = {**table["unary"], "Sigmoid": [["Muls", -1.0], ["Exp"], ["Adds", 1.0]]}
-    monkeypatch.setattr(lower, "op_table", lambda: table)
+    monkeypatch.setattr(vector, "op_table", lambda: table)
     from autofuse.candidates.rules.examples import example_model
 
     model = example_model(BY_NAME["silu"].examples_match[0])

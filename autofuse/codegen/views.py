@@ -119,3 +119,46 @@ def broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
             return None
         out.append(sizes.pop() if sizes else 1)
     return tuple(out)
+
+# -- row addressing ---------------------------------------------------------------------------
+
+
+def merge_dims(dims: tuple[int, ...], strides: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Row dims and their strides with size-1 dims dropped and nesting neighbours merged."""
+    pairs = [(d, s) for d, s in zip(dims, strides) if d != 1]
+    merged: list[list[int]] = []
+    for d, s in pairs:
+        if merged and merged[-1][1] == s * d:
+            merged[-1] = [merged[-1][0] * d, s]
+        else:
+            merged.append([d, s])
+    return tuple(d for d, _ in merged), tuple(s for _, s in merged)
+
+
+def rows_contiguous(dims: tuple[int, ...], strides: tuple[int, ...], width: int) -> bool:
+    return len(dims) <= 1 and (not dims or strides[0] == width)
+
+
+def row_index_expr(dims: tuple[int, ...], strides: tuple[int, ...], offset: int, row: str) -> str:
+    """C++ expression of the storage element index of global row `row`."""
+    terms = [str(offset)] if offset else []
+    inner = 1
+    for d, s in reversed(list(zip(dims, strides))):
+        if s:
+            coord = f"({row} / {inner})" if inner > 1 else row
+            terms.append(f"(({coord} % {d}) * {s})" if d > 1 else f"({coord} * {s})")
+        inner *= d
+    return " + ".join(terms) or "0"
+
+
+def pitched(index: str, width: int, pitch: int) -> str:
+    if pitch == width:
+        return index if index.isdigit() else f"({index})"
+    return f"((({index}) / {width}) * {pitch} + ({index}) % {width})"
+
+
+def moves_nothing(shape: tuple[int, ...], perm) -> bool:
+    if perm is None:
+        return len([d for d in shape if d != 1]) <= 1
+    order = [p for p in perm if shape[p] != 1]
+    return order == sorted(order)

@@ -409,9 +409,11 @@ class CostModel:
         """The last-axis length when an elementwise kernel must walk whole rows: a value it reads
         at a data position is neither the whole space nor a scalar (a per-row or per-column
         broadcast), or a member moves data (Concat, Slice, Split, Gather...). 0 otherwise."""
-        largest = max((o for n in nodes for o in n.outputs if o), key=lambda v: self.numel(v) or 0, default=None)
+        # The walk covers the space (a scalar scale on a MatMul operand, larger than the result,
+        # is applied to the result: codegen/lower.py).
+        largest = next((o for n in nodes for o in n.outputs if o and self.numel(o) == space), None)
         shape = self.shape(largest) if largest else None
-        if not shape or shape[-1] <= 1 or math.prod(shape) != space:
+        if not shape or shape[-1] <= 1:
             return 0
         for n in nodes:
             if n in matmuls:  # a Gemm's bias is added by the vector epilogue
