@@ -196,6 +196,6 @@ def _summary(result: FuseResult | FxFuseResult, outdir: Path) -> str:
         from autofuse.verify.kernels import kernel_summary
 
         lines.append(f"  kernels: {kernel_summary(kernels, result.kernel_checks)}")
-    written = ", kernels/" if kernels and any(k.program for k in kernels.values()) else ""
+    written = ", kernels/" if kernels and any(k.generated for k in kernels.values()) else ""
     lines.append(f"  wrote {outdir}/{result.model_file}, report.json, report.md, report.html{written}")
     return "\n".join(lines)

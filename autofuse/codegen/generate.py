@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from autofuse.codegen import reuse
@@ -22,24 +22,44 @@ KERNELS_DIR = "kernels"
 class GeneratedKernel:
     """One group's outcome: a kernel program and its project files, or a record saying why not.
     Groups whose kernels are the same source (a block repeated in every layer) share one project:
-    `same_as` names the group that owns it."""
+    `same_as` names the group that owns it. A repeat's own program (the owner's, renamed to the
+    repeat's ONNX values) is made when first read: most runs only need its name."""
 
     group_id: str
-    program: KernelProgram | None = None
+    built: KernelProgram | None = None
     record: CallThrough | HostOnly | Unsupported | None = None
     files: dict[str, str] = field(default_factory=dict)  # path inside `directory` -> text
     same_as: str | None = None
+    pending: Callable[[], KernelProgram] | None = field(default=None, repr=False, compare=False)
+    op_name: str = ""  # CANN op type of the project (the owner's, for a repeat)
+    kernel_name: str = ""
+    family: str = ""
+
+    def __post_init__(self) -> None:
+        if self.built is not None:
+            self.op_name, self.kernel_name = self.built.op_name, self.built.kernel_name
+            self.family = self.built.family
+
+    @property
+    def generated(self) -> bool:
+        return self.built is not None or self.pending is not None
+
+    @property
+    def program(self) -> KernelProgram | None:
+        if self.pending is not None:
+            self.built, self.pending = self.pending(), None
+        return self.built
 
     @property
     def directory(self) -> str:
-        return f"{KERNELS_DIR}/{self.program.op_name}" if self.program else ""
+        return f"{KERNELS_DIR}/{self.op_name}" if self.generated else ""
 
     @property
     def source(self) -> str | None:
         """The kernel's path under OUTDIR (None when it has no source)."""
-        if self.program is None:
+        if not self.generated:
             return None
-        return f"{self.directory}/op_kernel/{self.program.kernel_name}.cpp"
+        return f"{self.directory}/op_kernel/{self.kernel_name}.cpp"
 
 
 def generate_kernels(graph: Graph, plan: Plan, hardware: Hardware, dims: Mapping[str, int],
@@ -58,9 +78,12 @@ def generate_kernels(graph: Graph, plan: Plan, hardware: Hardware, dims: Mapping
         shape = reuse.signature(ctx, group) if reuse_lowering else None
         if shape is not None:
             earlier = next((e for e in seen.get(shape.key, ()) if e.matches(ctx, shape)), None)
+            if earlier is not None and isinstance(earlier.result, KernelProgram):
+                out[group.id] = _lazy_repeat(group, shape, earlier)
+                continue
             result = reuse.repeat(earlier.result, earlier.shape, group, shape) if earlier else None
             if result is not None:
-                out[group.id] = _repeat_of(group.id, result, earlier.kernel)
+                out[group.id] = GeneratedKernel(group.id, None, result)
                 continue
         ctx.constants_read.clear()
         result = _lower(ctx, group)
@@ -82,16 +105,23 @@ def _lower(ctx: LowerContext, group) -> KernelProgram | CallThrough | HostOnly |
         return Unsupported(group.id, f"generator error (a bug, please report it): {type(exc).__name__}: {exc}")
 
 
-def _repeat_of(group_id: str, result, kernel: GeneratedKernel) -> GeneratedKernel:
-    """`group_id`'s own result, sharing the files of the kernel that owns them."""
-    if not isinstance(result, KernelProgram):
-        return GeneratedKernel(group_id, None, result)
-    owner_id = kernel.same_as or kernel.group_id
-    if owner_id == group_id:
-        return kernel
-    # its own program (its own ONNX values), the owner's op name and files
-    shared = replace(result, op_name=kernel.program.op_name, kernel_name=kernel.program.kernel_name)
-    return GeneratedKernel(group_id, shared, None, kernel.files, same_as=owner_id)
+def _lazy_repeat(group, shape: reuse.Shape, earlier: reuse.Lowered) -> GeneratedKernel:
+    """A repeat of an earlier group's kernel: the owner's files, its program renamed when read."""
+    owner: GeneratedKernel = earlier.kernel
+
+    def program() -> KernelProgram:
+        renamed = reuse.repeat(earlier.result, earlier.shape, group, shape)
+        return replace(renamed, op_name=owner.op_name, kernel_name=owner.kernel_name)
+
+    return GeneratedKernel(group.id, None, None, owner.files, same_as=owner.same_as or owner.group_id,
+                           pending=program, op_name=owner.op_name, kernel_name=owner.kernel_name,
+                           family=owner.family)
+
+
+def _repeat_of(group_id: str, program: KernelProgram, kernel: GeneratedKernel) -> GeneratedKernel:
+    """`group_id`'s own program under the name, and with the files, of the identical kernel that owns them."""
+    shared = replace(program, op_name=kernel.op_name, kernel_name=kernel.kernel_name)
+    return GeneratedKernel(group_id, shared, None, kernel.files, same_as=kernel.same_as or kernel.group_id)
 
 
 _COMMENT = re.compile(r"//[^\n]*")

@@ -23,7 +23,7 @@ def write_projects(kernels: Mapping[str, GeneratedKernel], outdir: Path) -> list
     """Write every generated project under `outdir`; returns the project directories."""
     written = []
     for kernel in kernels.values():
-        if kernel.program is None or kernel.same_as:
+        if not kernel.generated or kernel.same_as:
             continue  # no source, or the files of another group's project
         root = outdir / kernel.directory
         for relative, text in kernel.files.items():

@@ -23,9 +23,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from autofuse.cost.hardware import Hardware
-from autofuse.cost.tiling import WHOLE_BROADCAST, Tile, TileOverflow, TileRequest, choose_tile, cores_for
+from autofuse.cost.tiling import (
+    WHOLE_BROADCAST,
+    Tile,
+    TileOverflow,
+    TileRequest,
+    choose_tile,
+    cores_for,
+)
 from autofuse.cost.traffic import SHAPE_OPERANDS, KernelTraffic, UnknownShape
 from autofuse.ir.graph import Graph, Node
+from autofuse.ir.structure import digest, structure
 from autofuse.ops.axes import reduction_signature
 from autofuse.ops.table import OpClass, is_kernel, node_bytes, op_class
 
@@ -132,6 +140,7 @@ class CostModel:
         # identical layers is priced once per distinct node, not once per node.
         self._by_signature: dict[tuple, Estimate] = {}
         self._groups: dict[tuple, Estimate | Exception] = {}
+        self._structures: dict[tuple, Estimate] = {}
 
     # -- sizes --------------------------------------------------------------------------------
 
@@ -282,14 +291,27 @@ class CostModel:
         key = (members, inputs, outputs, scheme)
         found = self._groups.get(key)
         if found is None:
-            try:
-                found = self._price_group(members, inputs, outputs, scheme)
-            except (UnknownShape, TileOverflow) as exc:
-                found = exc
+            # The same block in every layer is priced once: groups of the same structure (ops,
+            # wiring, dtypes, bound shapes, constant data) cost the same. Failures are not shared
+            # (their messages name the group's own values).
+            same = (scheme, structure(self.graph, sorted(members), inputs, outputs, self._value_key)[0])
+            found = self._structures.get(same)
+            if found is None:
+                try:
+                    found = self._structures[same] = self._price_group(members, inputs, outputs, scheme)
+                except (UnknownShape, TileOverflow) as exc:
+                    found = exc
             self._groups[key] = found
         if isinstance(found, Exception):
             raise found
         return found
+
+    def _value_key(self, value: str) -> tuple:
+        """What pricing reads of a value: dtype, bound shape, declared rank, constant or not, and
+        the data of a small constant (axes, one-number operands)."""
+        kind = self.graph.type_of(value)
+        return (kind.dtype, self.shape(value), kind.rank, value in self.graph.constants,
+                digest(self.graph.constant(value)))
 
     def _price_group(self, members: frozenset[int], inputs: tuple[str, ...], outputs: tuple[str, ...],
                      scheme: str) -> Estimate:

@@ -86,7 +86,7 @@ def check_kernels(loaded: LoadedModel, plan: Plan, kernels: Mapping[str, Generat
     `tolerance` loosens the relative tolerance of its groups where it is looser than the dtype's."""
     by_name = {r.name: r for r in rules}
     tolerances = {g.id: by_name[g.rule].tolerance for g in plan.groups if g.rule in by_name}
-    groups = {g.id: g for g in plan.groups if kernels.get(g.id) is not None and kernels[g.id].program is not None}
+    groups = {g.id: g for g in plan.groups if kernels.get(g.id) is not None and kernels[g.id].generated}
     if not groups:
         return {}
     cache_dir = cache_dir or cache_directory()
@@ -372,8 +372,8 @@ def kernel_entry(group: FusionGroup, kernel: GeneratedKernel | None, check: Kern
     entry = {"source": kernel.source, "compiled": None, "verified": None, "max_abs_error": None,
              "gm_bytes_measured": None, "gm_bytes_predicted": predicted}
     record = kernel.record
-    if kernel.program is not None:
-        entry.update(generated=True, op_type=kernel.program.op_name, family=kernel.program.family,
+    if kernel.generated:
+        entry.update(generated=True, op_type=kernel.op_name, family=kernel.family,
                      project=kernel.directory)
         if kernel.same_as:
             entry["same_kernel_as"] = kernel.same_as
@@ -393,8 +393,8 @@ def kernel_entry(group: FusionGroup, kernel: GeneratedKernel | None, check: Kern
 
 def kernel_summary(kernels: Mapping[str, GeneratedKernel], checks: Mapping[str, KernelCheck] | None) -> str:
     """One line: what was generated, and how the CPU checks went."""
-    generated = sum(1 for k in kernels.values() if k.program is not None)
-    unique = len({k.directory for k in kernels.values() if k.program is not None})
+    generated = sum(1 for k in kernels.values() if k.generated)
+    unique = len({k.directory for k in kernels.values() if k.generated})
     calls = sum(1 for k in kernels.values() if isinstance(k.record, CallThrough))
     host = sum(1 for k in kernels.values() if isinstance(k.record, HostOnly))
     missing = sum(1 for k in kernels.values() if isinstance(k.record, Unsupported))
