@@ -103,7 +103,10 @@ inline void SyncAll() {
         return;
     }
     while (sh->syncGeneration.load() == gen) {
-        if (sh->finished.load() > 0)
+        // A finished core is an error only while this barrier is still closed: the last core to
+        // arrive releases it and may return before this one sees the release (seq_cst atomics:
+        // seeing its `finished` means the release is visible too).
+        if (sh->finished.load() > 0 && sh->syncGeneration.load() == gen)
             EmuFail("SyncAll: a core of the launch returned without reaching this SyncAll (the hardware would hang)");
         usleep(50);
     }
