@@ -53,7 +53,7 @@ from autofuse.codegen.views import (
     row_index_expr,
     rows_contiguous,
 )
-from autofuse.cost.tiling import WHOLE_BROADCAST
+from autofuse.cost.tiling import WHOLE_BROADCAST, resident_pitch
 from autofuse.ir.graph import Node
 from autofuse.ops.table import OpClass, op_class
 
@@ -403,7 +403,8 @@ class PartBuilder(VectorOps):
         shape = storage.shape or (1,)
         width = shape[-1]
         rows = math.prod(shape) // width
-        pitch = 1 if width == 1 else -(-width // 8) * 8
+        loaded = ITEMSIZE[storage.arg.ctype] if storage.arg is not None else 4
+        pitch = resident_pitch(width, loaded)
         label = storage.arg.ident if storage.arg is not None else "const"
         value = self.k.names.name(f"{self.tag}res_{label}")
         elements = max(rows * pitch, 8)

@@ -30,6 +30,7 @@ from autofuse.cost.tiling import (
     TileRequest,
     choose_tile,
     cores_for,
+    resident_pitch,
 )
 from autofuse.cost.traffic import SHAPE_OPERANDS, KernelTraffic, UnknownShape
 from autofuse.ir.graph import Graph, Node
@@ -422,7 +423,7 @@ class CostModel:
             shape = self.shape(value) or (1,)
             width = shape[-1] if shape else 1
             rows = max(1, math.prod(shape) // max(width, 1))
-            pitch = 1 if width == 1 else -(-width // 8) * 8
+            pitch = resident_pitch(width, itemsize)
             loaded = rows * pitch * itemsize if self.graph.type_of(value).dtype != "float32" else 0
             extra += max(rows * pitch * _FP32_BYTES, 32) + loaded - nbytes
         return max(extra, 0)

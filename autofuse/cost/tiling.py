@@ -167,6 +167,17 @@ def _fixed(request: TileRequest, hw: Hardware) -> int:
 WHOLE_BROADCAST = 16 * 1024
 
 
+def resident_pitch(width: int, itemsize: int) -> int:
+    """Elements between the rows of a small input kept whole in UB (one decision, read by the
+    cost model's UB count and the code generator's buffers): a row of one element packs (the
+    input is one contiguous run); wider rows start on a 32-byte block both as loaded (`itemsize`)
+    and as the fp32 copy the kernel computes with."""
+    if width == 1:
+        return 1
+    per_block = max(32 // 4, 32 // max(itemsize, 1))
+    return _round_up(width, per_block)
+
+
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 

@@ -56,10 +56,16 @@ __aicore__ inline void AfCopyRowsIn(const LocalTensor<T>& dst, const GlobalTenso
                                     uint32_t width, uint32_t pitch, uint64_t srcStride)
 {
     const uint32_t bytes = width * sizeof(T);
-    if (srcStride == width && pitch == width && (bytes * rows) % 32 == 0) {
-        DataCopy(dst, src, rows * width);
+    if (srcStride == width && pitch == width) {  // one contiguous run in GM and in UB
+        if ((bytes * rows) % 32 == 0) {
+            DataCopy(dst, src, rows * width);
+        } else {
+            DataCopyExtParams params{1, bytes * rows, 0, 0, 0};
+            DataCopyPad(dst, src, params, DataCopyPadExtParams<T>{false, 0, 0, 0});
+        }
         return;
     }
+    // Rows land on 32-byte blocks in UB: the lowering pads `pitch` to whole blocks.
     const uint32_t gap = (pitch * sizeof(T) - AfAlignUp(bytes, 32)) / 32;
     if (srcStride >= width) {
         for (uint32_t done = 0; done < rows; done += 4095) {
@@ -81,8 +87,13 @@ __aicore__ inline void AfCopyRowsOut(const GlobalTensor<T>& dst, const LocalTens
                                      uint32_t width, uint32_t pitch)
 {
     const uint32_t bytes = width * sizeof(T);
-    if (pitch == width && (bytes * rows) % 32 == 0) {
-        DataCopy(dst, src, rows * width);
+    if (pitch == width) {  // one contiguous run in UB and in GM
+        if ((bytes * rows) % 32 == 0) {
+            DataCopy(dst, src, rows * width);
+        } else {
+            DataCopyExtParams params{1, bytes * rows, 0, 0, 0};
+            DataCopyPad(dst, src, params);
+        }
         return;
     }
     const uint32_t gap = (pitch * sizeof(T) - AfAlignUp(bytes, 32)) / 32;
