@@ -93,8 +93,9 @@ def generate_kernels(graph: Graph, plan: Plan, hardware: Hardware, dims: Mapping
             files = project_files(result, hardware)
             owner = owners.setdefault(_identity(result, files), GeneratedKernel(group.id, result, None, files))
             out[group.id] = owner if owner.group_id == group.id else _repeat_of(group.id, result, owner)
-        if shape is not None:
-            seen.setdefault(shape.key, []).append(reuse.lowered(ctx, shape, result, out[group.id]))
+        kept = reuse.lowered(ctx, shape, result, out[group.id]) if shape is not None else None
+        if kept is not None:
+            seen.setdefault(shape.key, []).append(kept)
     return out
 
 

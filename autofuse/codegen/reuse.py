@@ -1,18 +1,17 @@
 """Lowering a group once per structure: the layers of a model repeat the same groups.
 
-Two groups with the same signature (members with the same ops, attributes and wiring, every value
-with the same type, bound shape and constant data, the same tile, rule and boundary order) lower
-to the same kernel program up to the ONNX names it carries. The signature lists exactly what
-`lower.py` reads of a group and its graph (the node's ops/attributes/operands, the dtype and static shape of `Graph.type_of`,
-the cost model's shapes, `Graph.constants` and the size of `Graph.constant`, the group's kind, rule, lowering, tile, inputs and
-outputs; the op type only names the kernel); anything lowering starts to read must be added here.
-Constant data is not in the signature (the weights of a small model differ in every layer):
-`LowerContext.constant` records which constants lowering read, and a repeat must have the same
-data in those (`Lowered.matches`).
+Two groups with the same signature lower to the same kernel program up to the ONNX names it
+carries. The signature lists what `lower.py` reads of a group and its graph: the members' ops,
+attributes and wiring; per value the dtype, the static declared shape, the cost model's bound
+shape, whether it is a constant and the size of a small constant; the group's kind, rule,
+lowering, tile, and the order of its inputs and outputs (the op type only names the kernel).
+Anything lowering starts to read must be added here. Constant data is not in the signature (the
+weights of a small model differ in every layer): `LowerContext.constant` records which constants
+lowering read, and a repeat must hold the same data in those (`Lowered.matches`).
 
 A repeat is then the first group's program with its names replaced: the GM arguments, node
-comments, group id and op name. Statement strings keep the first group's names in their comments, which
-is harmless because a repeat shares the first group's rendered files.
+comments, group id and op name. Statement strings keep the first group's names in their
+comments, which is harmless because a repeat shares the first group's rendered files.
 """
 from __future__ import annotations
 
@@ -69,15 +68,14 @@ class Lowered:
         return all(digest(ctx.graph.constant(shape.values[i])) == data for i, data in self.constants)
 
 
-def lowered(ctx: LowerContext, shape: Shape, result, kernel) -> Lowered:
-    """Record `result` (lowered with `ctx.constants_read` cleared before) for reuse."""
+def lowered(ctx: LowerContext, shape: Shape, result, kernel) -> Lowered | None:
+    """`result` (lowered with `ctx.constants_read` cleared before) kept for reuse; None when
+    lowering read a constant the signature does not number (then the group is not reused)."""
     index = {v: i for i, v in enumerate(shape.values)}
-    read = []
-    for value in ctx.constants_read:
-        if value not in index:  # a constant outside the group: lowering reads only members' operands
-            raise AssertionError(f"lowering read '{value}', which the group's signature does not cover")
-        read.append((index[value], digest(ctx.graph.constant(value))))
-    return Lowered(shape, result, kernel, tuple(sorted(read)))
+    if any(value not in index for value in ctx.constants_read):
+        return None
+    read = sorted((index[value], digest(ctx.graph.constant(value))) for value in ctx.constants_read)
+    return Lowered(shape, result, kernel, tuple(read))
 
 
 def _size(array) -> int | None:
