@@ -45,13 +45,13 @@ from autofuse.codegen.values import (
     Stored,
     Value,
     const_scalar,
-    data_inputs,
 )
 from autofuse.codegen.views import (
     View,
 )
 from autofuse.cost.hardware import Hardware
 from autofuse.cost.model import CostModel
+from autofuse.cost.traffic import data_inputs
 from autofuse.ir.graph import Graph, Node
 from autofuse.planner.plan import FusionGroup
 

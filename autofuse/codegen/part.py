@@ -39,7 +39,6 @@ from autofuse.codegen.values import (
     TileVal,
     Value,
     Viewed,
-    data_inputs,
     float_literal,
     op_table,
 )
@@ -54,6 +53,7 @@ from autofuse.codegen.views import (
     rows_contiguous,
 )
 from autofuse.cost.tiling import WHOLE_BROADCAST, resident_pitch
+from autofuse.cost.traffic import data_inputs
 from autofuse.ir.graph import Node
 from autofuse.ops.table import OpClass, op_class
 

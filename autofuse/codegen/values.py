@@ -15,7 +15,6 @@ from autofuse.codegen.program import (
 from autofuse.codegen.views import (
     View,
 )
-from autofuse.cost.model import SHAPE_OPERANDS
 from autofuse.errors import AutofuseError
 from autofuse.ir.graph import Graph, Node
 from autofuse.yamlfile import read_yaml
@@ -129,14 +128,6 @@ class PerRow:
     scalar: str | None
     slice: str | None
     width: int = 1
-
-
-def data_inputs(node: Node) -> list[str]:
-    """The inputs a node reads as tensor data (shape operands, axes and Shape/Size excluded)."""
-    if node.op_type in ("Shape", "Size"):
-        return []
-    skip = SHAPE_OPERANDS.get(node.op_type, ())
-    return [v for i, v in enumerate(node.inputs) if v and i not in skip]
 
 
 def is_int_result(graph: Graph, node: Node) -> bool:

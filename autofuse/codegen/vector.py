@@ -33,7 +33,6 @@ from autofuse.codegen.values import (
     Value,
     Viewed,
     const_scalar,
-    data_inputs,
     float_literal,
     is_int_result,
     op_table,
@@ -42,6 +41,7 @@ from autofuse.codegen.views import (
     View,
     moves_nothing,
 )
+from autofuse.cost.traffic import data_inputs
 from autofuse.ir.graph import Node
 from autofuse.ops.axes import reduction_signature
 
