@@ -46,9 +46,7 @@ from autofuse.codegen.values import (
     Value,
     const_scalar,
 )
-from autofuse.codegen.views import (
-    View,
-)
+from autofuse.codegen.views import View
 from autofuse.cost.hardware import Hardware
 from autofuse.cost.model import CostModel
 from autofuse.cost.traffic import data_inputs

@@ -9,12 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from autofuse.codegen.program import (
-    GmArg,
-)
-from autofuse.codegen.views import (
-    View,
-)
+from autofuse.codegen.program import GmArg
+from autofuse.codegen.views import View
 from autofuse.errors import AutofuseError
 from autofuse.ir.graph import Graph, Node
 from autofuse.yamlfile import read_yaml
@@ -25,8 +21,6 @@ REDUCE_KINDS = {"ReduceSum": "Sum", "ReduceMean": "Sum", "ReduceMax": "Max", "Re
 VIEW_OPS = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Expand", "Transpose", "Slice", "Split"}
 MATMUL_OPS = ("MatMul", "Gemm")
 BOUND_OPS = ("Slice", "Split")  # ops whose non-data operands must be known when the kernel is built
-
-
 C_COMPARE = {"LT": "<", "GT": ">", "EQ": "==", "LE": "<=", "GE": ">=", "NE": "!="}
 
 
@@ -36,10 +30,8 @@ def op_table() -> dict:
     return read_yaml(TEMPLATES / "vector_ops.yaml", AutofuseError, "code generator op table")
 
 
-
 class LoweringError(Exception):
     """The group uses something the generator cannot lower (the message says what)."""
-
 
 
 # -- values -----------------------------------------------------------------------------------
