@@ -1,6 +1,7 @@
 """Ascend C code generation: one custom-operator project per fused group.
 
-`generate_kernels` lowers every group of a plan (lower.py) and renders its files (emit.py);
+`generate_kernels` lowers every group of a plan (lower.py, part.py, vector.py; once per distinct
+structure, reuse.py) and renders its files (emit.py);
 `write_projects` (project.py) puts them under `OUTDIR/kernels/<OpName>/`. Groups a CANN op already
 implements get a call-through record, shape arithmetic runs on the host, and a group the generator
 cannot lower says why; all of them appear in the report's per-group `kernel` object.

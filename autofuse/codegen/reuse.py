@@ -1,10 +1,11 @@
 """Lowering a group once per structure: the layers of a model repeat the same groups.
 
 Two groups with the same signature lower to the same kernel program up to the ONNX names it
-carries. The signature lists what `lower.py` reads of a group and its graph: the members' ops,
-attributes and wiring; per value the dtype, the static declared shape, the cost model's bound
-shape, whether it is a constant and the size of a small constant; the group's kind, rule,
-lowering, tile, and the order of its inputs and outputs (the op type only names the kernel).
+carries. The signature lists what lowering (lower.py, part.py, vector.py) reads of a group and
+its graph: the members' ops, attributes and wiring; per value the dtype, the static declared
+shape, the cost model's bound shape, whether it is a constant and the size of a small constant;
+the group's kind, rule, lowering, tile, and the order of its inputs and outputs (the op type
+only names the kernel).
 Anything lowering starts to read must be added here. Constant data is not in the signature (the
 weights of a small model differ in every layer): `LowerContext.constant` records which constants
 lowering read, and a repeat must hold the same data in those (`Lowered.matches`).
