@@ -21,7 +21,13 @@ from autofuse.candidates.shape_values import shape_value_nodes
 from autofuse.ir.graph import Dim, Graph, Node
 from autofuse.ir.shapes import broadcast_shapes, format_shape, numel_key
 from autofuse.ops.axes import ReductionSignature, reduction_signature
-from autofuse.ops.table import OpClass, is_kernel, op_class, reads_only_metadata
+from autofuse.ops.table import (
+    OpClass,
+    is_kernel,
+    op_class,
+    reads_only_metadata,
+    scalar_factor,
+)
 
 DEFAULT_MAX_GROUP_SIZE = 64
 # Nodes the cycle check may visit for one join; past it the join is refused (conservative).
@@ -287,7 +293,7 @@ class _Walk:
         (consumer,) = consumers
         if consumer == group.anchor and graph.nodes[consumer].inputs[0:2].count(node.outputs[0]) == 0:
             return no(why.CONTRACTION_PROLOGUE, "only the two matrix operands take a prologue")
-        if _is_scalar_scale(node, graph):
+        if scalar_factor(node, graph) is not None:  # a MatMul applies it to its output
             return YES
         if op_class(node) == OpClass.VIEW and _keeps_matrix_dims(node, graph):
             return YES
@@ -501,18 +507,6 @@ def _numel_classes(graph: Graph) -> _UnionFind:
         if key_in is not None and key_out is not None:
             classes.union(key_in, key_out)
     return classes
-
-
-def _is_scalar_scale(node: Node, graph: Graph) -> bool:
-    """x * c, c * x or x / c with a constant scalar c: a MatMul applies it to its output."""
-    if node.op_type not in ("Mul", "Div") or len(node.inputs) != 2:
-        return False
-    positions = (1,) if node.op_type == "Div" else (0, 1)
-    for position in positions:
-        value = graph.constant(node.inputs[position])
-        if value is not None and value.size == 1 and value.dtype.kind == "f":
-            return True
-    return False
 
 
 def _keeps_matrix_dims(node: Node, graph: Graph) -> bool:

@@ -51,6 +51,7 @@ from autofuse.cost.hardware import Hardware
 from autofuse.cost.model import CostModel
 from autofuse.cost.traffic import data_inputs
 from autofuse.ir.graph import Graph, Node
+from autofuse.ops.table import scalar_factor
 from autofuse.planner.plan import FusionGroup
 
 
@@ -337,28 +338,18 @@ class KernelBuilder:
             if node.op_type not in MATMUL_OPS:
                 continue
             for value in node.inputs[:2]:
-                while value in producer and self._scalar_factor(producer[value]) is not None \
+                while value in producer and scalar_factor(producer[value], self.graph) is not None \
                         and uses.get(value) == 1 and value not in {a.onnx for a in self.outputs}:
                     found[value] = producer[value]
-                    value = self._scalar_factor(producer[value])[0]
+                    value = scalar_factor(producer[value], self.graph)[0]
         return found
-
-    def _scalar_factor(self, node: Node) -> tuple[str, str] | None:
-        """(data operand, constant operand) of `x * c`, `c * x` or `x / c` with one float number c."""
-        if node.op_type not in ("Mul", "Div") or len(node.inputs) != 2:
-            return None
-        for position in ((1,) if node.op_type == "Div" else (1, 0)):
-            constant = self.graph.constant(node.inputs[position])
-            if constant is not None and constant.size == 1 and constant.dtype.kind == "f":
-                return node.inputs[1 - position], node.inputs[position]
-        return None
 
     def _unscaled(self, value: str, scales: dict[str, Node]) -> tuple[str, list[Node]]:
         """The operand the cube reads for `value`, and the scales to apply to the result (innermost first)."""
         steps: list[Node] = []
         while value in scales:
             steps.append(scales[value])
-            value = self._scalar_factor(scales[value])[0]
+            value = scalar_factor(scales[value], self.graph)[0]
         return value, steps[::-1]
 
     def _matmul(self, node: Node, outputs: dict[str, GmArg], scales: dict[str, Node]) -> list[Node]:
@@ -429,7 +420,8 @@ class KernelBuilder:
         for i, scale in enumerate(scales):
             out = result if i == len(scales) - 1 else f"{result}@scale{i}"
             self.step_shapes[out] = shape
-            steps.append(Node(-1, scale.name, scale.op_type, "", (current, self._scalar_factor(scale)[1]), (out,)))
+            factor = scalar_factor(scale, self.graph)[1]
+            steps.append(Node(-1, scale.name, scale.op_type, "", (current, factor), (out,)))
             current = out
         return steps
 

@@ -122,9 +122,10 @@ def repeat(first, first_shape: Shape, group: FusionGroup, shape: Shape):
                   for p in first.parts)
     matmuls = tuple(replace(mm, a=arg(mm.a), b=arg(mm.b), node=nodes.get(mm.node, mm.node)) for mm in first.matmuls)
     op_name = op_name_for(group)
-    return replace(first, group_id=group.id, op_name=op_name, kernel_name=snake_case(op_name), nodes=tuple(nodes.get(n, n) for n in first.nodes),
-                   inputs=tuple(arg(a) for a in first.inputs), outputs=tuple(arg(a) for a in first.outputs),
-                   parts=parts, matmuls=matmuls, workspace=tuple((arg(a), off) for a, off in first.workspace))
+    return replace(first, group_id=group.id, op_name=op_name, kernel_name=snake_case(op_name),
+                   nodes=tuple(nodes.get(n, n) for n in first.nodes), inputs=tuple(arg(a) for a in first.inputs),
+                   outputs=tuple(arg(a) for a in first.outputs), parts=parts, matmuls=matmuls,
+                   workspace=tuple((arg(a), off) for a, off in first.workspace))
 
 
 def _renamed_reason(first: Unsupported, first_shape: Shape, group: FusionGroup, shape: Shape) -> Unsupported | None:

@@ -89,6 +89,18 @@ def reads_only_metadata(node: Node) -> bool:
     return node.op_type in ("Shape", "Size") and node.domain in ("", "ai.onnx")
 
 
+def scalar_factor(node: Node, graph: Graph) -> tuple[str, str] | None:
+    """(data operand, constant operand) of `x * c`, `c * x` or `x / c` where c is one float
+    number: a scale that a MatMul reading the result may apply to its own output instead."""
+    if node.op_type not in ("Mul", "Div") or len(node.inputs) != 2:
+        return None
+    for position in (1,) if node.op_type == "Div" else (1, 0):
+        value = graph.constant(node.inputs[position])
+        if value is not None and value.size == 1 and value.dtype.kind == "f":
+            return node.inputs[1 - position], node.inputs[position]
+    return None
+
+
 def is_kernel(node: Node, graph: Graph) -> bool:
     """Whether the node launches a kernel of its own (the definition the report counts)."""
     if node.op_type in NO_KERNEL_OPS and node.domain in ("", "ai.onnx"):

@@ -52,7 +52,6 @@ without them.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
 import pathlib
 import tempfile
@@ -60,6 +59,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from autofuse.testing.cache import cache_root, dist_version
 
 ARCHES = ("gpt2", "bert", "llama", "qwen2")
 EXPORTERS = ("dynamo", "torchscript")
@@ -363,20 +364,7 @@ def export_model(arch: str, exporter: str, num_layers: int, path: Path, *, seq_l
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("AUTOFUSE_CORPUS_DIR")
-    if env:
-        return Path(env).expanduser()
-    repo = Path(__file__).resolve().parents[2]
-    if (repo / "pyproject.toml").is_file() and (repo / "autofuse").is_dir():
-        return repo / ".cache" / "corpus"
-    return Path.home() / ".cache" / "autofuse" / "corpus"
-
-
-def _dist_version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "none"
+    return cache_root("AUTOFUSE_CORPUS_DIR", "corpus")
 
 
 def _cache_key(arch: str, exporter: str, num_layers: int) -> str:
@@ -386,9 +374,9 @@ def _cache_key(arch: str, exporter: str, num_layers: int) -> str:
             OPSET,
             ATTN_IMPLEMENTATION,
             sorted(_config_kwargs(arch, num_layers).items()),
-            _dist_version("torch"),
-            _dist_version("transformers"),
-            _dist_version("onnxscript"),
+            dist_version("torch"),
+            dist_version("transformers"),
+            dist_version("onnxscript"),
         )
     )
     digest = hashlib.sha1(ident.encode()).hexdigest()[:10]

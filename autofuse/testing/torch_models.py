@@ -46,12 +46,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.metadata
 import os
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
+
+from autofuse.testing.cache import cache_root, dist_version
 
 ARCHES = ("llama", "qwen2", "qwen3_moe", "mixtral", "deepseek_v3")
 MOE_ARCHES = ("qwen3_moe", "mixtral", "deepseek_v3")
@@ -244,20 +245,7 @@ def deepseek_v3():
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("AUTOFUSE_TORCH_MODELS_DIR")
-    if env:
-        return Path(env).expanduser()
-    repo = Path(__file__).resolve().parents[2]
-    if (repo / "pyproject.toml").is_file() and (repo / "autofuse").is_dir():
-        return repo / ".cache" / "torch_models"
-    return Path.home() / ".cache" / "autofuse" / "torch_models"
-
-
-def _dist_version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "none"
+    return cache_root("AUTOFUSE_TORCH_MODELS_DIR", "torch_models")
 
 
 def _cache_path(arch: str, num_layers: int, cache_dir: Path) -> Path:
@@ -268,8 +256,8 @@ def _cache_path(arch: str, num_layers: int, cache_dir: Path) -> Path:
             EXPERTS_IMPLEMENTATION,
             PAST_LEN,
             sorted(_config_kwargs(arch, num_layers).items()),
-            _dist_version("torch"),
-            _dist_version("transformers"),
+            dist_version("torch"),
+            dist_version("transformers"),
         )
     )
     digest = hashlib.sha1(ident.encode()).hexdigest()[:10]
