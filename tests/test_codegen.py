@@ -321,3 +321,34 @@ def test_level_two_emits_only_when_asked(tmp_path, flag):
     out = tmp_path / "out"
     assert main(["--input", str(DEMO), "--opt-level", "2", *flag, "-o", str(out)]) == 0
     assert (out / "kernels").exists() == bool(flag)
+
+
+def test_compiled_templates_are_cached_and_a_broken_cache_only_costs_time(tmp_path, monkeypatch):
+    """The templates are compiled once into the cache directory and read back on later runs; a
+    cache that cannot be written (its path runs through a file) or holds garbage changes nothing
+    in what is generated."""
+    from autofuse.codegen import emit
+
+    def files(cache: Path) -> dict:
+        monkeypatch.setenv("AUTOFUSE_CACHE_DIR", str(cache))
+        emit._environment.cache_clear()
+        try:
+            kernels = fuse(DEMO, opt_level=3, kernels=True).kernels
+        finally:
+            emit._environment.cache_clear()
+        return {(k, path): text for k, kernel in kernels.items() for path, text in kernel.files.items()}
+
+    cache = tmp_path / "cache"
+    fresh = files(cache)
+    entries = sorted((cache / "templates").glob("*.cache"))
+    assert fresh and len(entries) >= 5  # kernel families, helpers and host files
+    written = {e: e.stat().st_mtime_ns for e in entries}
+    assert files(cache) == fresh
+    assert {e: e.stat().st_mtime_ns for e in entries} == written  # read back, not compiled and written again
+    for entry in entries:
+        entry.write_bytes(b"not a compiled template")
+    assert files(cache) == fresh
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert files(blocker / "cache") == fresh
+    assert not (blocker / "cache").exists()

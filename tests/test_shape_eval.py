@@ -220,3 +220,46 @@ def test_torchscript_exports_are_sized_exactly(arch, corpus_module):
     assert not wrong, f"{arch}: shapes differ from onnxruntime (ours, ort): {dict(list(wrong.items())[:10])}"
     missing = [v for v in actual if v not in shapes]
     assert not missing, f"{arch}: values left unsized: {missing[:10]}"
+
+
+def test_concrete_shapes_put_the_sizes_into_inferred_shapes():
+    """Symbolic shapes that ONNX inference already wrote in the inputs' dims get the sizes put in:
+    no second inference is needed, and the answer is what a static model infers."""
+    loaded = load_onnx(model("""
+    g (float[batch, seq, 8] x, float[8, 4] w) => (float[batch, seq, 4] y) {
+        h = MatMul(x, w)
+        y = Relu(h)
+    }""", HEADER18))
+    shapes = concrete_shapes(loaded, {"batch": 3, "seq": 5})
+    assert shapes["h"] == shapes["y"] == (3, 5, 4)
+    assert shapes["x"] == (3, 5, 8) and shapes["w"] == (8, 4)
+
+
+def test_concrete_shapes_reinfer_what_symbolic_inference_could_not_size():
+    """A convolution over symbolic spatial dims: symbolic inference leaves its output unsized,
+    so ONNX inference runs again with the sizes put in (the fallback must size it)."""
+    loaded = load_onnx(model("""
+    g (float[1, 2, H, W] x, float[4, 2, 3, 3] w) => (float[1, 4, ?, ?] y) {
+        c = Conv<kernel_shape = [3, 3]>(x, w)
+        y = Relu(c)
+    }""", HEADER18))
+    assert any(isinstance(d, str) or d is None for d in (loaded.graph.type_of("c").shape or (None,)))
+    shapes = concrete_shapes(loaded, {"H": 10, "W": 7})
+    assert shapes["c"] == shapes["y"] == (1, 4, 8, 5)
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+def test_concrete_shapes_agree_with_a_second_onnx_inference(exporter, corpus_module):
+    """The shortcut (sizes put into the inferred shapes) gives exactly what re-running ONNX shape
+    inference with static inputs gives, on every value of a real export."""
+    from autofuse.cost.model import bind_dims
+    from autofuse.frontends.onnx import _reinferred, _substituted
+
+    loaded = load_onnx(str(corpus_module.corpus_model("llama", exporter, 2).path))
+    graph = loaded.graph
+    dims = bind_dims(graph)
+    assert _substituted(graph, dims) is not None  # the shortcut is taken
+    fast = concrete_shapes(loaded, dims)
+    slow = evaluate_shapes(graph, _reinferred(loaded.model, dims), graph.constant_values)
+    assert fast == slow and len(fast) > len(graph.nodes)

@@ -97,11 +97,13 @@ def find_auto_candidates(
     *,
     max_group_size: int = DEFAULT_MAX_GROUP_SIZE,
     fixed: tuple[frozenset[int], ...] = (),
+    refusals: bool = True,
 ) -> AutoGrouping:
-    """Group the fusible nodes of `graph` outside the `fixed` groups (already taken by rules)."""
+    """Group the fusible nodes of `graph` outside the `fixed` groups (already taken by rules).
+    `refusals=False` leaves the refusals out (a grouping made only to be compared with)."""
     if opt_level < 2:
         return AutoGrouping()
-    return _Walk(graph, opt_level, max_group_size, fixed).run()
+    return _Walk(graph, opt_level, max_group_size, fixed, refusals).run()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -111,8 +113,10 @@ def _broadcast_pair(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> tuple[Dim, ...]:
 
 
 class _Walk:
-    def __init__(self, graph: Graph, opt_level: int, cap: int, fixed: tuple[frozenset[int], ...]) -> None:
+    def __init__(self, graph: Graph, opt_level: int, cap: int, fixed: tuple[frozenset[int], ...],
+                 refusals: bool = True) -> None:
         self.graph = graph
+        self.record = refusals
         self.opt_level = opt_level
         self.cap = cap
         self.group_of: list[_Group | None] = [None] * len(graph.nodes)
@@ -124,7 +128,9 @@ class _Walk:
         self.kernel = graph.derived(_kernels)
         self.shape_nodes = shape_value_nodes(graph) if opt_level >= 3 else frozenset()
         self.numel_class = graph.derived(_numel_classes)
+        self.classes = graph.derived(_op_classes)
         self._spaces: dict[int, tuple[Dim, ...] | None] = {}
+        self._entries: list[Decision | None] = [None] * len(graph.nodes)
 
     def run(self) -> AutoGrouping:
         for node in reversed(self.graph.nodes):
@@ -150,7 +156,7 @@ class _Walk:
         # A read by Shape/Size needs only the shape: it does not make the value escape.
         escapes = any(not reads_only_metadata(self.graph.nodes[c]) for c in outside) or any(
             o in self.graph.output_set for o in node.outputs)
-        for consumer in outside:
+        for consumer in outside if self.record else ():
             reason = self._entry_decision(self.graph.nodes[consumer])
             if self.kernel[consumer] and not reason:
                 self._refuse(node, [consumer], reason)
@@ -171,8 +177,14 @@ class _Walk:
             self._start(node)
 
     def _entry_decision(self, node: Node) -> Decision:
-        """Whether the node may be in an automatic group at all."""
-        kind = op_class(node)
+        """Whether the node may be in an automatic group at all (decided once per node)."""
+        found = self._entries[node.id]
+        if found is None:
+            found = self._entries[node.id] = self._decide_entry(node)
+        return found
+
+    def _decide_entry(self, node: Node) -> Decision:
+        kind = self.classes[node.id]
         if node.op_type == "Constant" or node.id in self.shape_nodes:
             return YES
         if not self.kernel[node.id] and kind != OpClass.VIEW:
@@ -220,7 +232,7 @@ class _Walk:
         return bounds_known and axes is not None and [a % rank for a in axes] == [rank - 1]
 
     def _class_reason(self, node: Node) -> Decision:
-        kind = op_class(node)
+        kind = self.classes[node.id]
         if kind == OpClass.OPAQUE:
             return no(why.OPAQUE_OP, f"{node.key} is opaque to fusion")
         if kind == OpClass.INJECTIVE:
@@ -236,7 +248,7 @@ class _Walk:
             return False
         # Data movement only ever starts a group when it moves data within rows; a transpose
         # only joins a MatMul as its operand prologue.
-        return op_class(node) not in (OpClass.VIEW, OpClass.METADATA, OpClass.INJECTIVE) or node.op_type in _ROW_LOCAL
+        return self.classes[node.id] not in (OpClass.VIEW, OpClass.METADATA, OpClass.INJECTIVE) or node.op_type in _ROW_LOCAL
 
     def _consumer_groups(self, consumers: list[int]) -> list[_Group]:
         counts: dict[int, tuple[int, _Group]] = {}
@@ -273,7 +285,7 @@ class _Walk:
         if space is None:
             return no(why.UNKNOWN_SHAPE, f"shape of '{node.outputs[0]}' unknown")
         if self._drops_reduced_axes(node) and any(
-            op_class(self.graph.nodes[c]) != OpClass.VIEW for c in self.graph.consumer_ids(node) if c in group.members
+            self.classes[c] != OpClass.VIEW for c in self.graph.consumer_ids(node) if c in group.members
         ):
             return no(why.SHAPE_MISMATCH, "its keepdims=0 output would be re-read by broadcasting, not per row")
         if self._merged_space(space, group.space) is None:
@@ -295,7 +307,7 @@ class _Walk:
             return no(why.CONTRACTION_PROLOGUE, "only the two matrix operands take a prologue")
         if scalar_factor(node, graph) is not None:  # a MatMul applies it to its output
             return YES
-        if op_class(node) == OpClass.VIEW and _keeps_matrix_dims(node, graph):
+        if self.classes[node.id] == OpClass.VIEW and _keeps_matrix_dims(node, graph):
             return YES
         if _swaps_last_two_axes(node) and not self._transpose_below(consumer, group):
             return YES
@@ -311,7 +323,7 @@ class _Walk:
         return False
 
     def _classes_combine(self, node: Node, group: _Group) -> Decision:
-        kind = op_class(node)
+        kind = self.classes[node.id]
         if kind == OpClass.CONTRACTION:
             if group.anchor is not None:
                 return no(why.CONTRACTION_CONFLICT, "group already has a MatMul")
@@ -348,7 +360,7 @@ class _Walk:
         return _row_space(a, b)
 
     def _drops_reduced_axes(self, node: Node) -> bool:
-        if op_class(node) != OpClass.REDUCTION or node.attrs.get("keepdims", 1):
+        if self.classes[node.id] != OpClass.REDUCTION or node.attrs.get("keepdims", 1):
             return False
         signature = reduction_signature(node, self.graph)
         return signature is not None and bool(signature.axes)
@@ -360,7 +372,7 @@ class _Walk:
         return self._spaces[node.id]
 
     def _node_space(self, node: Node) -> tuple[Dim, ...] | None:
-        if op_class(node) in (OpClass.REDUCTION, OpClass.NORMALIZATION):
+        if self.classes[node.id] in (OpClass.REDUCTION, OpClass.NORMALIZATION):
             signature = reduction_signature(node, self.graph)
             return None if signature is None else signature.shape
         value = node.inputs[0] if node.op_type == "Split" else node.outputs[0]
@@ -445,14 +457,14 @@ class _Walk:
         self._absorb_traits(node, group)
 
     def _absorb_traits(self, node: Node, group: _Group) -> None:
-        kind = op_class(node)
+        kind = self.classes[node.id]
         if kind in (OpClass.REDUCTION, OpClass.NORMALIZATION):
             group.signature = reduction_signature(node, self.graph)
         elif kind == OpClass.CONTRACTION:
             group.anchor = node.id
 
     def _refuse(self, node: Node, others: list[int], verdict: Decision) -> None:
-        if not self.kernel[node.id]:
+        if not self.record or not self.kernel[node.id]:
             return
         names = (node.name, *(self.graph.nodes[i].name for i in others))
         self.result.refusals.append(Refusal(names, verdict.reason, verdict.detail))
@@ -485,6 +497,11 @@ class _UnionFind:
 
     def union(self, a, b) -> None:
         self.parent[self.find(a)] = self.find(b)
+
+
+def _op_classes(graph: Graph) -> tuple[OpClass, ...]:
+    """Per node id: its fusion class."""
+    return tuple(op_class(n) for n in graph.nodes)
 
 
 def _kernels(graph: Graph) -> tuple[bool, ...]:

@@ -66,6 +66,8 @@ class LowerContext:
     # Values whose constant data lowering has read (codegen/reuse.py compares them before it
     # reuses one group's lowering for another). Cleared by whoever wants a fresh record.
     constants_read: set = field(default_factory=set, compare=False)
+    # What codegen/reuse.py's signatures read of each value, kept per value (layers share values).
+    value_keys: dict = field(default_factory=dict, compare=False)
 
     def constant(self, value: str):
         """The data of a small constant (None when `value` is not one); every read is recorded."""

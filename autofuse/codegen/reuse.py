@@ -46,8 +46,14 @@ def signature(ctx: LowerContext, group: FusionGroup) -> Shape | None:
     graph = ctx.graph
     constants = graph.constants
 
+    known = ctx.value_keys
+
     def value_key(v: str) -> Hashable:
-        return (*_declared(graph.type_of(v)), ctx.model.shape(v), v in constants, _size(graph.constant(v)))
+        found = known.get(v)
+        if found is None:
+            found = known[v] = (*_declared(graph.type_of(v)), ctx.model.shape(v), v in constants,
+                                _size(graph.constant(v)))
+        return found
 
     key, values = structure(graph, group.members, group.inputs, group.outputs, value_key)
     nodes = [graph.nodes[m] for m in group.members]

@@ -142,6 +142,7 @@ class CostModel:
         self._by_signature: dict[tuple, Estimate] = {}
         self._groups: dict[tuple, Estimate | Exception] = {}
         self._structures: dict[tuple, Estimate] = {}
+        self._value_keys: dict[str, tuple] = {}
 
     # -- sizes --------------------------------------------------------------------------------
 
@@ -309,10 +310,14 @@ class CostModel:
 
     def _value_key(self, value: str) -> tuple:
         """What pricing reads of a value: dtype, bound shape, declared rank, constant or not, and
-        the data of a small constant (axes, one-number operands)."""
-        kind = self.graph.type_of(value)
-        return (kind.dtype, self.shape(value), kind.rank, value in self.graph.constants,
-                digest(self.graph.constant(value)))
+        the data of a small constant (axes, one-number operands). Kept per value: candidates
+        that share values (every competing grouping of a layer) ask again."""
+        found = self._value_keys.get(value)
+        if found is None:
+            kind = self.graph.type_of(value)
+            found = self._value_keys[value] = (kind.dtype, self.shape(value), kind.rank, value in self.graph.constants,
+                                               digest(self.graph.constant(value)))
+        return found
 
     def _price_group(self, members: frozenset[int], inputs: tuple[str, ...], outputs: tuple[str, ...],
                      scheme: str) -> Estimate:

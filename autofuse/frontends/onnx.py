@@ -67,10 +67,12 @@ def _read_model(path: Path) -> onnx.ModelProto:
 def _build(model: onnx.ModelProto, source: str, base_dir: Path | None) -> LoadedModel:
     _check_header(model, source)
     opset = _default_opset(model, source)
-    order = _topological_order(model.graph, source)
+    protos = list(model.graph.node)  # one wrapper per node, read by every step below
+    implicit = [_implicit_inputs(node) for node in protos]
+    order = _topological_order(model.graph, protos, implicit, source)
     values = _value_types(model, source)
     graph = Graph(
-        nodes=tuple(_to_node(i, model.graph.node[src], src) for i, src in enumerate(order)),
+        nodes=tuple(_to_node(i, protos[src], src, implicit[src]) for i, src in enumerate(order)),
         values=values,
         inputs=tuple(v.name for v in model.graph.input),
         outputs=tuple(v.name for v in model.graph.output),
@@ -140,31 +142,37 @@ def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
     return subs
 
 
-def _needed_values(node: onnx.NodeProto) -> list[str]:
-    needed = [v for v in node.input if v]
+def _implicit_inputs(node: onnx.NodeProto) -> tuple[str, ...]:
+    """What the node's subgraphs (If/Loop/Scan bodies) read from the enclosing graph."""
+    if not node.attribute:
+        return ()
+    implicit: list[str] = []
     for sub in _subgraphs(node):
-        needed.extend(outer_scope_names(sub))
-    return needed
+        implicit.extend(outer_scope_names(sub))
+    return tuple(implicit)
 
 
 def _describe(node: onnx.NodeProto, index: int) -> str:
     return f"node '{node.name}' ({node.op_type})" if node.name else f"node #{index} ({node.op_type})"
 
 
-def _topological_order(graph: onnx.GraphProto, source: str) -> list[int]:
-    """Indices of graph.node in a topological order (Kahn). Rejects dangling inputs and cycles."""
+def _topological_order(graph: onnx.GraphProto, protos: list[onnx.NodeProto], implicit: list[tuple[str, ...]],
+                       source: str) -> list[int]:
+    """Indices of graph.node (`protos`) in a topological order (Kahn). Rejects dangling inputs
+    and cycles. `implicit`: per node, the values its subgraphs read from this graph."""
     available = {v.name for v in graph.input} | {t.name for t in graph.initializer}
     available |= {t.values.name for t in graph.sparse_initializer}
+    outputs = [node.output for node in protos]
     producer: dict[str, int] = {}
-    for i, node in enumerate(graph.node):
-        for out in node.output:
+    for i, names in enumerate(outputs):
+        for out in names:
             if out:
                 producer[out] = i
-    needs = [_needed_values(node) for node in graph.node]
-    if _already_sorted(graph, needs, available):
+    needs = [[v for v in node.input if v] + list(extra) for node, extra in zip(protos, implicit)]
+    if _already_sorted(outputs, needs, available):
         _check_outputs(graph, available, producer, source)
-        return list(range(len(graph.node)))
-    waiting = [0] * len(graph.node)
+        return list(range(len(protos)))
+    waiting = [0] * len(protos)
     readers: dict[str, list[int]] = {}
     for i, values in enumerate(needs):
         for value in dict.fromkeys(values):
@@ -172,7 +180,7 @@ def _topological_order(graph: onnx.GraphProto, source: str) -> list[int]:
                 continue
             if value not in producer:
                 raise InputError(
-                    f"{source}: {_describe(graph.node[i], i)} reads '{value}', which no node, "
+                    f"{source}: {_describe(protos[i], i)} reads '{value}', which no node, "
                     "graph input or initializer defines (dangling input)"
                 )
             waiting[i] += 1
@@ -183,28 +191,28 @@ def _topological_order(graph: onnx.GraphProto, source: str) -> list[int]:
     while ready:
         i = heapq.heappop(ready)
         order.append(i)
-        for out in graph.node[i].output:
+        for out in outputs[i]:
             for reader in readers.get(out, ()):
                 waiting[reader] -= 1
                 if waiting[reader] == 0:
                     heapq.heappush(ready, reader)
-    if len(order) != len(graph.node):
+    if len(order) != len(protos):
         stuck = next(i for i, count in enumerate(waiting) if count > 0)
         raise InputError(
-            f"{source}: the graph has a cycle through {_describe(graph.node[stuck], stuck)}"
+            f"{source}: the graph has a cycle through {_describe(protos[stuck], stuck)}"
         )
     _check_outputs(graph, available, producer, source)
     return order
 
 
-def _already_sorted(graph: onnx.GraphProto, needs: list[list[str]], available: set[str]) -> bool:
+def _already_sorted(outputs: list, needs: list[list[str]], available: set[str]) -> bool:
     """Whether every node reads only values defined before it (exporters write sorted graphs;
     this one pass then stands for the sort, which also finds dangling inputs and cycles)."""
     defined = set(available)
-    for node, values in zip(graph.node, needs):
+    for names, values in zip(outputs, needs):
         if not defined.issuperset(values):
             return False
-        defined.update(node.output)
+        defined.update(names)
     return True
 
 
@@ -237,19 +245,18 @@ def _attr_value(attr: onnx.AttributeProto):
     return attr
 
 
-def _to_node(node_id: int, proto: onnx.NodeProto, source_index: int) -> Node:
-    implicit: list[str] = []
-    for sub in _subgraphs(proto):
-        implicit.extend(outer_scope_names(sub))
+def _to_node(node_id: int, proto: onnx.NodeProto, source_index: int, implicit: tuple[str, ...]) -> Node:
+    inputs = tuple(proto.input)
+    op_type = proto.op_type
     return Node(
         id=node_id,
-        name=proto.name or f"{proto.op_type}_{source_index}",
-        op_type=proto.op_type,
+        name=proto.name or f"{op_type}_{source_index}",
+        op_type=op_type,
         domain=proto.domain,
-        inputs=tuple(proto.input),
+        inputs=inputs,
         outputs=tuple(proto.output),
-        attrs={a.name: _attr_value(a) for a in proto.attribute},
-        implicit_inputs=tuple(dict.fromkeys(v for v in implicit if v not in proto.input)),
+        attrs={a.name: _attr_value(a) for a in proto.attribute} if proto.attribute else {},
+        implicit_inputs=tuple(dict.fromkeys(v for v in implicit if v not in inputs)) if implicit else (),
         source_index=source_index,
     )
 
@@ -295,8 +302,10 @@ def _static_shape(type_proto: onnx.TypeProto) -> tuple[int, ...] | None:
 def _value_types(model: onnx.ModelProto, source: str) -> dict[str, TensorType]:
     inferred = _infer_shapes(model)
     types: dict[str, TensorType] = {}
+    seen: dict[bytes, TensorType | None] = {}  # a model has few distinct types: build each once
     for info in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
-        found = _tensor_type(info.type)
+        key = info.type.SerializeToString()
+        found = seen[key] if key in seen else seen.setdefault(key, _tensor_type(info.type))
         if found is not None:
             types[info.name] = found
     for init in model.graph.initializer:
@@ -307,11 +316,42 @@ def _value_types(model: onnx.ModelProto, source: str) -> dict[str, TensorType]:
 def concrete_shapes(loaded: LoadedModel, dims: dict[str, int]) -> dict[str, tuple[int, ...]]:
     """Static shapes of every value once the graph inputs' symbolic dims take the sizes in `dims`.
 
-    ONNX shape inference is re-run with the inputs made static, so that shape arithmetic
-    (Shape -> Gather -> Concat -> Reshape) resolves to numbers. Values it still cannot size are
-    left out (the cost model then falls back to the symbolic binding).
+    First the shapes already inferred get the sizes put in for the inputs' dims, and shape
+    arithmetic ONNX inference left open (Shape -> Gather -> Concat -> Reshape, Where guards before
+    Expand) is evaluated exactly on the graph itself. If some value is still unsized, ONNX shape
+    inference is re-run with the inputs made static (what it then resolves is kept, and the
+    evaluation fills in the rest). Values nothing can size are left out: the cost model then
+    falls back to the symbolic binding.
     """
-    skeleton = _without_weights(loaded.model)
+    graph = loaded.graph
+    sized = _substituted(graph, dims)
+    if sized is not None:
+        shapes = evaluate_shapes(graph, sized, graph.constant_values)
+        if all(v in shapes for v in graph.inputs) and all(
+                v in shapes for n in graph.nodes for v in n.outputs if v):
+            return shapes
+    return evaluate_shapes(graph, _reinferred(loaded.model, dims), graph.constant_values)
+
+
+def _substituted(graph: Graph, dims: dict[str, int]) -> dict[str, tuple[int, ...]] | None:
+    """The IR's inferred shapes with the graph inputs' named dims replaced by their sizes; values
+    with any other symbolic dim are left out. None when an input dim has no size."""
+    named = {d for v in graph.inputs for d in (graph.type_of(v).shape or ()) if isinstance(d, str)}
+    if any(d not in dims for d in named):
+        return None
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, kind in graph.values.items():
+        if kind.shape is None:
+            continue
+        static = tuple(d if isinstance(d, int) else dims[d] if d in named else None for d in kind.shape)
+        if None not in static:
+            shapes[name] = static
+    return shapes
+
+
+def _reinferred(model: onnx.ModelProto, dims: dict[str, int]) -> dict[str, tuple[int, ...]]:
+    """ONNX shape inference again with the inputs' symbolic dims made static."""
+    skeleton = _without_weights(model)
     for info in skeleton.graph.input:
         if info.type.WhichOneof("value") != "tensor_type":
             continue
@@ -325,9 +365,7 @@ def concrete_shapes(loaded: LoadedModel, dims: dict[str, int]) -> dict[str, tupl
         shape = _static_shape(info.type)
         if shape is not None:
             shapes[info.name] = shape
-    # Shapes computed at run time (Shape -> Gather -> Concat -> Reshape, Where guards before Expand)
-    # that ONNX inference leaves unknown are evaluated exactly on the graph itself.
-    return evaluate_shapes(loaded.graph, shapes, loaded.graph.constant_values)
+    return shapes
 
 
 def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:

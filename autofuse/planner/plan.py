@@ -265,7 +265,8 @@ def _compete(graph: Graph, model: CostModel, opt_level: int, cap: int, from_rule
     ruled = {m for c in from_rules for m in c.members}
     untouched = [a for a in around.candidates if not any(
         p in ruled for m in a.members for p in (*graph.producer_ids(graph.nodes[m]), *graph.consumer_ids(graph.nodes[m])))]
-    free = find_auto_candidates(graph, opt_level, max_group_size=cap, fixed=tuple(a.members for a in untouched))
+    free = find_auto_candidates(graph, opt_level, max_group_size=cap, fixed=tuple(a.members for a in untouched),
+                                refusals=False)
     kept_as_matched = [c for c in from_rules if c.rule in keep]
     ours: list = [c for c in from_rules if c.rule not in keep] + list(around.candidates)
     theirs: list = list(untouched) + list(free.candidates)
