@@ -34,7 +34,7 @@ def structure(graph: Graph, members: Sequence[int], inputs: Sequence[str], outpu
 
     for value in inputs:
         vid(value)
-    heads = graph.derived(_heads)
+    heads = graph.derived(node_heads)
     nodes = []
     for m in members:
         node = graph.nodes[m]
@@ -43,7 +43,7 @@ def structure(graph: Graph, members: Sequence[int], inputs: Sequence[str], outpu
     return (boundary, tuple(nodes), tuple(value_key(v) for v in order)), tuple(order)
 
 
-def _heads(graph: Graph) -> tuple[Hashable, ...]:
+def node_heads(graph: Graph) -> tuple[Hashable, ...]:
     """Per node: its op, domain and attributes, frozen once."""
     return tuple((n.op_type, n.domain, freeze(n.attrs)) for n in graph.nodes)
 

@@ -70,13 +70,23 @@ def _parts(item: Candidate | Merged) -> tuple[Candidate, ...]:
 
 def _with_lone_matmuls(graph: Graph, candidates: list[Candidate]) -> list[Candidate]:
     taken = {m for c in candidates for m in c.members}
-    lone = [Candidate(frozenset({n.id}), "matmul_epilogue") for n in graph.nodes
-            if n.op_type in _MATMULS and n.domain in ("", "ai.onnx") and n.id not in taken]
+    lone = [Candidate(frozenset({m}), "matmul_epilogue") for m in sorted(graph.derived(_matmul_ids))
+            if graph.nodes[m].domain in ("", "ai.onnx") and m not in taken]
     return candidates + lone
 
 
+def _matmul_ids(graph: Graph) -> frozenset[int]:
+    """The MatMul and Gemm nodes (a graph.derived fact: every merge step asks for every group)."""
+    return frozenset(n.id for n in graph.nodes if n.op_type in _MATMULS)
+
+
+def has_matmul(graph: Graph, members: frozenset[int]) -> bool:
+    """Whether some member is a MatMul or Gemm."""
+    return not graph.derived(_matmul_ids).isdisjoint(members)
+
+
 def _matmuls(graph: Graph, group: Candidate) -> list[Node]:
-    return [graph.nodes[m] for m in sorted(group.members) if graph.nodes[m].op_type in _MATMULS]
+    return [graph.nodes[m] for m in sorted(group.members & graph.derived(_matmul_ids))]
 
 
 def _weight_key(graph: Graph, node: Node) -> tuple | None:
@@ -119,14 +129,14 @@ def _merge_epilogues(graph: Graph, groups: list, cap: int) -> list:
     between: dict[int, frozenset[int]] = {}  # MatMul group index -> views between it and its epilogue
     for index, item in enumerate(groups):
         group = candidate_of(item)
-        if not _matmuls(graph, group):
+        if not has_matmul(graph, group.members):
             continue
         found = _sole_consumer_group(graph, group, owner)
         if found is None or found[0] in absorbed:
             continue
         target, views = found
         consumer = candidate_of(groups[target])
-        if _matmuls(graph, consumer) or consumer.kind not in _EPILOGUE_KINDS:
+        if has_matmul(graph, consumer.members) or consumer.kind not in _EPILOGUE_KINDS:
             continue
         if len(group.members) + len(views) + len(consumer.members) <= cap:
             absorbed[target] = index
@@ -154,12 +164,16 @@ def _keeps_last_axis(node: Node) -> bool:
     return node.op_type == "Transpose" and len(perm) >= 2 and perm[-1] == len(perm) - 1
 
 
+def _row_permutes(graph: Graph) -> tuple[Node, ...]:
+    """The Transposes that keep the last axis in place, in graph order (a graph.derived fact)."""
+    return tuple(n for n in graph.nodes if _keeps_last_axis(n))
+
+
 def _absorb_row_permutes(graph: Graph, groups: list, cap: int) -> list:
     result = list(groups)
-    taken = {m for item in result for m in candidate_of(item).members}
     owner = {m: i for i, item in enumerate(result) for m in candidate_of(item).members}
-    for node in graph.nodes:
-        if node.id in taken or not _keeps_last_axis(node):
+    for node in graph.derived(_row_permutes):
+        if node.id in owner:
             continue
         found = _sole_consumer_group(graph, Candidate(frozenset({node.id}), "elementwise"), owner)
         if found is not None and candidate_of(result[found[0]]).kind not in _ROW_WISE_KINDS:
@@ -173,9 +187,7 @@ def _absorb_row_permutes(graph: Graph, groups: list, cap: int) -> list:
             continue
         extra = Candidate(frozenset({node.id}) | views, "elementwise")
         result[target] = _union([result[target], extra], host.op_name or "", rule=host.rule, kind=host.kind)
-        for m in extra.members:
-            owner[m] = target
-            taken.add(m)
+        owner.update(dict.fromkeys(extra.members, target))
     return result
 
 
@@ -255,8 +267,9 @@ def _absorb_shape_work(graph: Graph, groups: list, cap: int) -> list:
     # Latest first, so a chain of shape computations collapses into the group it finally feeds.
     units.sort(key=lambda i: -max(candidate_of(result[i]).members))
     merged_into: dict[int, int] = {}
+    # Node -> the group holding it, among the groups not merged into another (kept up to date below).
+    owner = {m: i for i, item in enumerate(result) for m in candidate_of(item).members}
     for unit in units:
-        owner = {m: i for i, item in enumerate(result) if i not in merged_into for m in candidate_of(item).members}
         found = _sole_consumer_group(graph, candidate_of(result[unit]), owner)
         if found is None:
             continue
@@ -274,6 +287,7 @@ def _absorb_shape_work(graph: Graph, groups: list, cap: int) -> list:
             parts.append(Candidate(views, VIEWS))
         result[target] = _union(parts, host.op_name or "", rule=host.rule, kind=host.kind)
         merged_into[unit] = target
+        owner.update(dict.fromkeys(candidate_of(result[target]).members, target))
     return [item for i, item in enumerate(result) if i not in merged_into]
 
 
@@ -347,16 +361,17 @@ def is_convex(graph: Graph, members: frozenset[int]) -> bool:
 def _sole_consumer_group(graph: Graph, group: Candidate, owner: dict[int, int]) -> tuple[int, frozenset[int]] | None:
     """The one group that reads every value this group sends out, if there is exactly one, and
     the ungrouped views (Reshape, Unsqueeze, ...) the values pass through on the way."""
+    nodes, consumers, graph_outputs = graph.nodes, graph.consumers, graph.output_set
     targets: set[int] = set()
     views: set[int] = set()
-    frontier = [m for m in group.members]
+    frontier = list(group.members)
     while frontier:
-        node = graph.nodes[frontier.pop()]
+        node = nodes[frontier.pop()]
         for out in node.outputs:
-            if out in graph.output_set:
+            if out in graph_outputs:
                 return None
-            for c in graph.consumers.get(out, ()):
-                consumer = graph.nodes[c]
+            for c in consumers.get(out, ()):
+                consumer = nodes[c]
                 if c in group.members or c in views or reads_only_metadata(consumer):
                     continue
                 if c in owner:
@@ -379,11 +394,9 @@ def _union(items: list, name: str, rule: str | None = None, kind: str = "matmul_
     members = frozenset().union(*(p.members for p in parts))
     inputs = tuple(dict.fromkeys(v for p in parts for v in p.inputs))
     attributes = tuple(dict.fromkeys(a for p in parts for a in p.attributes))
-    rules = [p.rule for p in parts if p.rule]
+    rule = rule or next((p.rule for p in parts if p.rule), None)
     # Only a lone call-through part keeps its CANN op; anything merged is generated by us. Host
     # shape arithmetic and views add no work to a kernel, so they do not count as parts here.
     working = [p for p in parts if p.kind not in _NO_WORK]
-    lowerings = {p.lowering for p in working if p.rule}
-    lowering = lowerings.pop() if len(working) == 1 and len(lowerings) == 1 else None
-    return Merged(Candidate(members, kind, rule or (rules[0] if rules else None), name or None, inputs,
-                            attributes, lowering), parts)
+    lowering = working[0].lowering if len(working) == 1 and working[0].rule else None
+    return Merged(Candidate(members, kind, rule, name or None, inputs, attributes, lowering), parts)

@@ -6,9 +6,10 @@ changes the graph; only the rewrite stage produces a new model.
 """
 from __future__ import annotations
 
+import functools
 import heapq
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE, AutoGrouping, Candidate, Refusal, find_auto_candidates
@@ -21,15 +22,18 @@ from autofuse.errors import InputError, PlanInvariantError
 from autofuse.ir.graph import Graph
 from autofuse.ops.table import is_kernel
 from autofuse.cost.hardware import Hardware
-from autofuse.cost.model import CostModel, UnknownShape, bind_dims, group_scheme
+from autofuse.cost.model import CostModel, Estimate, UnknownShape, bind_dims, group_scheme
 from autofuse.cost.tiling import TileOverflow
-from autofuse.planner.merge import VIEWS, Merged, candidate_of, is_convex, merge_around_matmuls
+from autofuse.planner.merge import VIEWS, Merged, candidate_of, has_matmul, is_convex, merge_around_matmuls
 from autofuse.planner.pricing import Priced, price_candidates, saving_us
 
 FUSED_DOMAIN = "ai.autofuse"
 _KIND_NAMES = {
     "elementwise": "Elementwise", "reduction": "Reduction", "matmul_epilogue": "MatMulEpilogue", "shape": "ShapeCompute",
 }
+
+# The values crossing a set of nodes' boundary (see `boundary`), for node ids in ascending order.
+Boundary = Callable[[tuple[int, ...]], tuple[tuple[str, ...], tuple[str, ...]]]
 
 
 @dataclass(frozen=True)
@@ -108,9 +112,15 @@ def plan_fusion(
         matches, _ = find_matches(graph, RuleIndex(list(rules)))
         from_rules = select_matches(graph, matches, disabled_rules, max_group_size, refusals)
     model = CostModel(graph, hardware, bind_dims(graph, dims), static_shapes) if hardware is not None else None
+    baseline = [model.node(n) for n in graph.nodes] if model is not None else []  # each node as its own kernel
+    node_time = [e.time_us for e in baseline]
+    # Each member set's boundary is worked out once per plan: pricing asks for every candidate
+    # (twice for those rules and automatic fusion compete over), numbering for every group kept.
+    boundary_of: Boundary = functools.cache(functools.partial(boundary, graph))
     merged = None
     if model is not None and opt_level >= 2 and from_rules:
-        from_rules, auto, merged = _compete(graph, model, opt_level, max_group_size, from_rules, refusals, keep_rules)
+        from_rules, auto, merged = _compete(graph, model, node_time, boundary_of, opt_level, max_group_size,
+                                            from_rules, refusals, keep_rules)
     else:
         auto = find_auto_candidates(graph, opt_level, max_group_size=max_group_size,
                                     fixed=tuple(c.members for c in from_rules))
@@ -124,24 +134,24 @@ def plan_fusion(
         items = merged
     priced: dict[frozenset[int], Priced] = {}
     if model is not None:
-        priced = {p.candidate.members: p for p in price_candidates(graph, model, items, boundary, refusals,
-                                                                   keep_rules)}
+        priced = {p.candidate.members: p for p in price_candidates(graph, model, items, node_time, boundary_of,
+                                                                   refusals, keep_rules)}
         items = [p.item for p in priced.values()]
-    groups = tuple(_number(graph, [candidate_of(i) for i in items]))
+    groups = tuple(_number(graph, [candidate_of(i) for i in items], boundary_of))
     check_partition(groups, graph)
     try:
         order = schedule(groups, graph)
     except PlanInvariantError:
         candidates = _without_cycles(graph, items, refusals)
-        groups = tuple(_number(graph, candidates))
+        groups = tuple(_number(graph, candidates, boundary_of))
         order = schedule(groups, graph)
     if disabled_groups:
         groups = _switch_off(graph, groups, disabled_groups, refusals)
         order = schedule(groups, graph)
     if model is None:
         return Plan(opt_level, groups, tuple(refusals), order)
-    groups = tuple(_with_cost(graph, model, g, priced.get(frozenset(g.members))) for g in groups)
-    return Plan(opt_level, groups, tuple(refusals), order, _totals(graph, model, groups))
+    groups = tuple(_with_cost(graph, model, baseline, g, priced.get(frozenset(g.members))) for g in groups)
+    return Plan(opt_level, groups, tuple(refusals), order, _totals(graph, model, baseline, groups))
 
 
 def _switch_off(graph: Graph, groups: tuple[FusionGroup, ...], disabled: frozenset[str],
@@ -158,18 +168,19 @@ def _switch_off(graph: Graph, groups: tuple[FusionGroup, ...], disabled: frozens
     return tuple(g for g in groups if g.id not in disabled)
 
 
-def _with_cost(graph: Graph, model: CostModel, group: FusionGroup, priced: Priced | None) -> FusionGroup:
-    """The group with the cost model's numbers (priced again only if the cycle repair split it)."""
+def _with_cost(graph: Graph, model: CostModel, baseline: list[Estimate], group: FusionGroup,
+               priced: Priced | None) -> FusionGroup:
+    """The group with the cost model's numbers (priced again only if the cycle repair split it).
+    `baseline[i]`: node i as its own kernel."""
     members = frozenset(group.members)
     after = priced.after if priced is not None else None
     if after is None:
-        has_matmul = any(graph.nodes[m].op_type in ("MatMul", "Gemm") for m in members)
         try:
             after = model.group(members, group.inputs, group.outputs,
-                                group_scheme(group.kind, group.lowering, has_matmul))
+                                group_scheme(group.kind, group.lowering, has_matmul(graph, members)))
         except (UnknownShape, TileOverflow):
             return group  # a rule's group whose shapes cannot be sized: kept, unpriced
-    estimates = [model.node(graph.nodes[m]) for m in group.members]
+    estimates = [baseline[m] for m in group.members]
     before = sum(e.time_us for e in estimates)
     bytes_before = None if any(e.hbm_bytes is None for e in estimates) else sum(e.hbm_bytes for e in estimates)
     kernels = sum(model.kernel[m] for m in group.members)
@@ -181,14 +192,13 @@ def _with_cost(graph: Graph, model: CostModel, group: FusionGroup, priced: Price
     return replace(group, cost=cost)
 
 
-def _totals(graph: Graph, model: CostModel, groups: tuple[FusionGroup, ...]) -> dict:
+def _totals(graph: Graph, model: CostModel, baseline: list[Estimate], groups: tuple[FusionGroup, ...]) -> dict:
     fused = {m for g in groups for m in g.members}
-    baseline = [model.node(n) for n in graph.nodes]
     unfused = [e for e, n in zip(baseline, graph.nodes) if n.id not in fused]
 
-    def total(values):
+    def total(values):  # None when a value is unknown (None, or NaN for a time)
         values = list(values)
-        return None if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values) else sum(values)
+        return None if None in values or any(map(math.isnan, values)) else sum(values)
 
     edge = [*graph.inputs, *graph.initializers, *graph.outputs]
     return {
@@ -236,8 +246,7 @@ def _without_cycles(graph: Graph, items: list[Candidate | Merged], refusals: lis
                 continue
             smallest = min(groups, key=lambda i: len(kept[i].members))
             dropped.add(smallest)
-            names = tuple(graph.nodes[m].name for m in sorted(kept[smallest].members))
-            refusals.append(Refusal(names, WOULD_CREATE_CYCLE,
+            refusals.append(Refusal(_names(graph, kept[smallest].members), WOULD_CREATE_CYCLE,
                                     "this group and another one would feed each other once both are fused"))
         rebuilt: list[Candidate | Merged] = []
         for i, item in enumerate(kept):
@@ -248,8 +257,9 @@ def _without_cycles(graph: Graph, items: list[Candidate | Merged], refusals: lis
         kept = rebuilt
 
 
-def _compete(graph: Graph, model: CostModel, opt_level: int, cap: int, from_rules: list[Candidate],
-             refusals: list[Refusal], keep: frozenset[str]) -> tuple[list[Candidate], AutoGrouping, list | None]:
+def _compete(graph: Graph, model: CostModel, node_time: list[float], boundary_of: Boundary, opt_level: int, cap: int,
+             from_rules: list[Candidate], refusals: list[Refusal],
+             keep: frozenset[str]) -> tuple[list[Candidate], AutoGrouping, list | None]:
     """Rule matches against what automatic fusion would do with the same nodes.
 
     Two plans are laid side by side: the rule matches with automatic fusion around them, and
@@ -297,13 +307,13 @@ def _compete(graph: Graph, model: CostModel, opt_level: int, cap: int, from_rule
         regions.setdefault(root, ([], []))[0 if index < len(ours) else 1].append(item)
         if index < len(ours):
             rules_in.setdefault(root, set()).update(rule_of[m] for m in candidate_of(item).members if m in rule_of)
-    node_time = [model.node(n).time_us for n in graph.nodes]
     losers: dict[int, tuple[float, float]] = {}
     for root, rules_here in rules_in.items():
         with_rules, without = regions[root]
         if not rules_here or {candidate_of(i).members for i in with_rules} == {candidate_of(i).members for i in without}:
             continue  # automatic fusion alone would form the very same groups here
-        saved = [sum(_item_saving(graph, model, item, node_time) for item in side) for side in (with_rules, without)]
+        saved = [sum(_item_saving(graph, model, item, node_time, boundary_of) for item in side)
+                 for side in (with_rules, without)]
         if not any(from_rules[i].rule in keep for i in rules_here) and saved[1] > saved[0] * (1 + _RULE_MARGIN):
             losers.update((i, (saved[0], saved[1])) for i in rules_here)
     if not losers:
@@ -319,7 +329,7 @@ def _compete(graph: Graph, model: CostModel, opt_level: int, cap: int, from_rule
                 around.candidates[host] = replace(a, rule=c.rule, op_name=c.op_name, inputs=c.inputs,
                                                   attributes=c.attributes)
             continue
-        refusals.append(Refusal(tuple(graph.nodes[m].name for m in sorted(c.members)), AUTOMATIC_SAVES_MORE,
+        refusals.append(Refusal(_names(graph, c.members), AUTOMATIC_SAVES_MORE,
                                 f"rule '{c.rule}' with fusion around it saves {with_rules:.2f} us; automatic "
                                 f"fusion alone saves {without:.2f} us on the same nodes"))
     return kept, around, None
@@ -332,12 +342,12 @@ def _compete(graph: Graph, model: CostModel, opt_level: int, cap: int, from_rule
 _RULE_MARGIN = 0.10
 
 
-def _item_saving(graph: Graph, model: CostModel, item, node_time) -> float:
+def _item_saving(graph: Graph, model: CostModel, item, node_time, boundary_of: Boundary) -> float:
     """What a candidate saves; a merge that does not pay is worth its parts (as pricing splits it)."""
-    found = saving_us(graph, model, candidate_of(item), node_time, boundary)
+    found = saving_us(graph, model, candidate_of(item), node_time, boundary_of)
     if found > 0 or not isinstance(item, Merged):
         return found
-    return sum(_item_saving(graph, model, part, node_time) for part in item.parts)
+    return sum(_item_saving(graph, model, part, node_time, boundary_of) for part in item.parts)
 
 
 def select_matches(
@@ -354,14 +364,13 @@ def select_matches(
     shape_nodes: set[int] | None = None
     taken: dict[int, str] = {}
     for match in sorted(matches, key=lambda m: (-m.rule.priority, -len(m.nodes), m.root)):
-        names = tuple(graph.nodes[i].name for i in sorted(match.nodes))
         rule = match.rule.name
         if rule in disabled:
-            refusals.append(Refusal(names, DISABLED_BY_USER, f"rule '{rule}' is disabled"))
+            refusals.append(Refusal(_names(graph, match.nodes), DISABLED_BY_USER, f"rule '{rule}' is disabled"))
             continue
         overlap = sorted(i for i in match.nodes if i in taken)
         if overlap:
-            refusals.append(Refusal(names, OVERLAPPING_MATCH,
+            refusals.append(Refusal(_names(graph, match.nodes), OVERLAPPING_MATCH,
                                     f"rule '{rule}': '{graph.nodes[overlap[0]].name}' is already in a "
                                     f"'{taken[overlap[0]]}' match"))
             continue
@@ -370,11 +379,12 @@ def select_matches(
                 shape_nodes = shape_value_nodes(graph)
             work = sum(1 for i in match.nodes if i not in shape_nodes and is_kernel(graph.nodes[i], graph))
             if work > cap:
-                refusals.append(Refusal(names, GROUP_TOO_LARGE,
+                refusals.append(Refusal(_names(graph, match.nodes), GROUP_TOO_LARGE,
                                         f"rule '{rule}' matched {work} nodes that do work (cap {cap})"))
                 continue
         if not is_convex(graph, match.nodes):
-            refusals.append(Refusal(names, WOULD_CREATE_CYCLE, f"rule '{rule}': a path leaves the match and comes back"))
+            refusals.append(Refusal(_names(graph, match.nodes), WOULD_CREATE_CYCLE,
+                                    f"rule '{rule}': a path leaves the match and comes back"))
             continue
         taken.update((i, rule) for i in match.nodes)
         inputs = tuple(match.values[name] for name in match.rule.inputs)
@@ -384,12 +394,18 @@ def select_matches(
     return chosen
 
 
-def _number(graph: Graph, candidates: list[Candidate]) -> list[FusionGroup]:
+def _names(graph: Graph, members: frozenset[int]) -> tuple[str, ...]:
+    """The names of the nodes a refusal is about, in graph order."""
+    return tuple(graph.nodes[m].name for m in sorted(members))
+
+
+def _number(graph: Graph, candidates: list[Candidate], boundary_of: Boundary | None = None) -> list[FusionGroup]:
+    boundary_of = boundary_of or functools.partial(boundary, graph)
     ordered = sorted(candidates, key=lambda c: min(c.members))
     groups = []
     for index, candidate in enumerate(ordered):
         members = tuple(sorted(candidate.members))
-        inputs, outputs = boundary(graph, members)
+        inputs, outputs = boundary_of(members)
         inputs = tuple(dict.fromkeys((*(v for v in candidate.inputs if v in inputs), *inputs)))
         name = candidate.op_name or f"Fused{_KIND_NAMES.get(candidate.kind, 'Group')}"
         groups.append(FusionGroup(f"g{index}", f"{name}_{index}", candidate.kind, candidate.rule, members,
@@ -398,24 +414,16 @@ def _number(graph: Graph, candidates: list[Candidate]) -> list[FusionGroup]:
 
 
 def boundary(graph: Graph, members: tuple[int, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Values a set of nodes reads from outside, and values it produces that are used outside."""
+    """Values a set of nodes reads from outside, and values it produces that are used outside.
+
+    Both in order of first appearance, going through `members` in the order given."""
+    nodes, consumers, graph_outputs = graph.nodes, graph.consumers, graph.output_set
     inside = set(members)
-    produced: set[str] = set()
-    for m in members:
-        produced.update(v for v in graph.nodes[m].outputs if v)
-    inputs: dict[str, None] = {}
-    outputs: dict[str, None] = {}
-    for m in members:
-        node = graph.nodes[m]
-        for value in node.all_inputs:
-            if value not in produced:
-                inputs[value] = None
-        for value in node.outputs:
-            if not value:
-                continue
-            used_outside = any(c not in inside for c in graph.consumers.get(value, ()))
-            if used_outside or value in graph.output_set:
-                outputs[value] = None
+    produced = {v for m in members for v in nodes[m].outputs if v}
+    inputs = dict.fromkeys(v for m in members for v in nodes[m].all_inputs if v not in produced)
+    # A value leaves the set when the graph returns it or a node outside the set reads it.
+    outputs = dict.fromkeys(v for m in members for v in nodes[m].outputs
+                            if v and (v in graph_outputs or not inside.issuperset(consumers.get(v, ()))))
     return tuple(inputs), tuple(outputs)
 
 

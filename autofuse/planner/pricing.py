@@ -15,7 +15,7 @@ from autofuse.candidates.decision import NO_BENEFIT, UB_OVERFLOW, UNKNOWN_SHAPE
 from autofuse.cost.model import CostModel, Estimate, UnknownShape, group_scheme
 from autofuse.cost.tiling import TileOverflow
 from autofuse.ir.graph import Graph
-from autofuse.planner.merge import VIEWS, Merged, candidate_of
+from autofuse.planner.merge import VIEWS, Merged, candidate_of, has_matmul
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,13 @@ class Priced:
     item: Candidate | Merged | None = None  # what was priced, merges kept (the cycle repair splits them)
 
 
-def price_candidates(graph: Graph, model: CostModel, items: list, boundary, refusals: list[Refusal],
-                     keep_rules: frozenset[str] = frozenset()) -> list[Priced]:
+def price_candidates(graph: Graph, model: CostModel, items: list, node_time: list[float], boundary,
+                     refusals: list[Refusal], keep_rules: frozenset[str] = frozenset()) -> list[Priced]:
     """The candidates that pay, priced; refusals are appended for those that do not. Groups of
-    the rules in `keep_rules` are priced but kept either way."""
-    node_time = [model.node(n).time_us for n in graph.nodes]
+    the rules in `keep_rules` are priced but kept either way.
+
+    `node_time[i]`: node i as its own kernel; `boundary(members)`: the values crossing a set of
+    nodes (plan.boundary), for members in ascending order."""
     kept: list[Priced] = []
     pending = list(items)
     while pending:
@@ -65,25 +67,28 @@ def saving_us(graph: Graph, model: CostModel, candidate: Candidate, node_time, b
 def _price(graph: Graph, model: CostModel, candidate: Candidate, node_time, boundary,
            accept: bool = False) -> Priced | Refusal:
     members = tuple(sorted(candidate.members))
-    names = tuple(graph.nodes[m].name for m in members)
-    inputs, outputs = boundary(graph, members)
-    has_matmul = any(graph.nodes[m].op_type in ("MatMul", "Gemm") for m in members)
-    scheme = group_scheme(candidate.kind, candidate.lowering, has_matmul)
+    inputs, outputs = boundary(members)
+    scheme = group_scheme(candidate.kind, candidate.lowering, has_matmul(graph, candidate.members))
     before = sum(node_time[m] for m in members)
     try:
         after = model.group(candidate.members, inputs, outputs, scheme)
     except UnknownShape as exc:
         if candidate.rule is not None:  # an authored pattern: kept, but it cannot be priced
             return Priced(candidate, math.nan, None)
-        return Refusal(names, UNKNOWN_SHAPE, f"cannot price the fused kernel: {exc}")
+        return Refusal(_names(graph, members), UNKNOWN_SHAPE, f"cannot price the fused kernel: {exc}")
     except TileOverflow as exc:
-        return Refusal(names, UB_OVERFLOW, f"{exc}; usable UB is {exc.capacity} B "
-                                          f"({', '.join(f'{b.name} {b.total} B' for b in exc.buffers[:6])})")
+        buffers = ", ".join(f"{b.name} {b.total} B" for b in exc.buffers[:6])
+        return Refusal(_names(graph, members), UB_OVERFLOW, f"{exc}; usable UB is {exc.capacity} B ({buffers})")
     if math.isnan(before) or len(members) == 1:
         # A member's own shape is unknown (kept, unpriced), or a rule named one op (kept for its
         # lowering: it is the same kernel either way).
         return Priced(candidate, before, after)
     if after.time_us >= before and not accept:
-        return Refusal(names, NO_BENEFIT, f"one kernel would take {after.time_us:.2f} us, the {len(members)} "
-                                          f"nodes apart {before:.2f} us")
+        return Refusal(_names(graph, members), NO_BENEFIT,
+                       f"one kernel would take {after.time_us:.2f} us, the {len(members)} nodes apart {before:.2f} us")
     return Priced(candidate, before, after)
+
+
+def _names(graph: Graph, members: tuple[int, ...]) -> tuple[str, ...]:
+    """The names of the nodes a refusal is about (built only for a refusal)."""
+    return tuple(graph.nodes[m].name for m in members)

@@ -15,6 +15,7 @@ import onnx
 
 from autofuse.candidates.rules.language import Alt, Call, Expr, Number, Ref, describe
 from autofuse.candidates.rules.loader import Rule
+from autofuse.candidates.rules.replay import Replays
 from autofuse.frontends.onnx import _attr_value
 from autofuse.ir.graph import Graph, Node
 from autofuse.ops.axes import reduction_signature
@@ -70,6 +71,7 @@ class _Attempt:
     graph: Graph
     rule: Rule
     best: tuple[int, str, str] = (-1, "", "")  # (nodes matched, step, reason)
+    touched: set[int] = field(default_factory=set)  # every node whose op the search read
 
     def fail(self, state: _State, line: str, reason: str) -> None:
         if len(state.nodes) > self.best[0]:
@@ -110,18 +112,23 @@ def _pattern_key(rule: Rule) -> tuple:
             tuple(sorted(rule.where.items())), rule.tolerance)
 
 
-def find_matches(graph: Graph, index: RuleIndex, *, trace: bool = False) -> tuple[list[Match], list[NearMiss]]:
-    """Every match of every rule, and (with `trace`) the near misses."""
+def find_matches(graph: Graph, index: RuleIndex, *, trace: bool = False,
+                 reuse: bool = True) -> tuple[list[Match], list[NearMiss]]:
+    """Every match of every rule, and (with `trace`) the near misses. Unless `trace` is set or
+    `reuse` is False, a match found at one root is reused at roots with the same surroundings
+    (see replay.py): the same matches, found once per distinct layer."""
     matches: list[Match] = []
     misses: list[NearMiss] = []
     producer_ops = _producer_ops(graph)
     cones = _Cones(graph)
+    replays = Replays(graph) if reuse and not trace else None
     fits: dict[tuple[str, int], bool] = {}  # (rule, the anchor's cone) -> does the outline fit
     for node in graph.nodes:
         if node.domain not in ("", "ai.onnx"):
             continue
         for same in index.by_anchor.get(node.op_type, ()):
             rule = same[0]
+            key = None
             if not trace:
                 if not _may_match_here(index.root_needs[rule.name], node, producer_ops):
                     continue
@@ -131,14 +138,26 @@ def find_matches(graph: Graph, index: RuleIndex, *, trace: bool = False) -> tupl
                     found = fits[key] = _fits(graph, index.outlines[rule.name], node.outputs[0])
                 if not found:
                     continue
-            attempt = _Attempt(graph, rule)
-            found = _match_at(attempt, node)
+            found = _replayed(replays, key, rule, node) if replays is not None else None
+            if found is None:
+                attempt = _Attempt(graph, rule)
+                found = _match_at(attempt, node)
+                if found is not None and replays is not None:
+                    replays.remember(key, node.id, attempt.touched, found.nodes, found.values, found.constants)
             if found is not None:
                 matches.extend(Match(r, found.root, found.nodes, found.values, found.constants) for r in same)
             elif trace and attempt.best[0] >= 2:  # got past the root: a near miss worth showing
                 misses.extend(NearMiss(r.name, node.name, attempt.best[1], attempt.best[2], attempt.best[0])
                               for r in same)
     return matches, misses
+
+
+def _replayed(replays: Replays, key, rule: Rule, node: Node) -> Match | None:
+    reused = replays.reuse(key, node.id)
+    if reused is None:
+        return None
+    nodes, values, constants = reused
+    return Match(rule, node.id, nodes, values, dict(constants))
 
 
 # -- a cheap look before matching ----------------------------------------------------------------
@@ -399,6 +418,8 @@ def _match_call(attempt: _Attempt, call: Call, value: str, state: _State, line: 
     graph = attempt.graph
     producer = graph.producer.get(value)
     node = graph.nodes[producer] if producer is not None else None
+    if node is not None:
+        attempt.touched.add(producer)
     if node is not None and node.op_type in call.ops and node.domain in ("", "ai.onnx"):
         reason = _attr_mismatch(graph, node, call)
         if reason:
