@@ -271,3 +271,32 @@ def test_a_rule_that_saves_as_much_as_automatic_fusion_stays(tmp_path):
     (group,) = result.report["groups"]
     assert group["rule"] == "probe" and group["op_type"].startswith("Probe")
     assert "automatic_grouping_saves_more" not in {r["reason"] for r in result.report["rejected"]}
+
+
+@pytest.mark.parametrize("level", [2, 3])
+def test_matches_kept_as_matched_hold_their_nodes_through_the_merges(level):
+    """The PyTorch path keeps every match of a rule with a torch_npu op exactly as matched. The
+    level-3 merges must see those nodes as taken: the exporter's shape arithmetic inside a
+    rotary or attention match is not host work for a neighbouring group (it once was, and the
+    same node ended up in two groups)."""
+    from pathlib import Path
+
+    from autofuse.api import load_rule_set
+    from autofuse.candidates.rules.matcher import RuleIndex, find_matches
+    from autofuse.cost.hardware import load_profile
+    from autofuse.cost.model import bind_dims
+    from autofuse.frontends.onnx import concrete_shapes
+    from autofuse.planner.plan import plan_fusion, select_matches
+
+    loaded = load_onnx(str(Path(__file__).resolve().parents[1] / "examples" / "tiny_llama.onnx"))
+    graph, rules = loaded.graph, load_rule_set()
+    keep = frozenset(r.name for r in rules if r.lowering.get("torch_npu"))
+    dims = bind_dims(graph)
+    plan = plan_fusion(graph, level, rules=rules, hardware=load_profile("ascend910b"), dims=dims,
+                       static_shapes=concrete_shapes(loaded, dims), keep_rules=keep)
+    check_partition(plan.groups, graph)
+    matched = {c.members: c.rule for c in select_matches(graph, find_matches(graph, RuleIndex(rules))[0],
+                                                         frozenset(), 64, [])}
+    kept = [g for g in plan.groups if g.rule in keep]
+    assert len(kept) >= 8  # norms, rotary, attention and MLP of both layers
+    assert all(matched.get(frozenset(g.members)) == g.rule for g in kept)

@@ -25,6 +25,7 @@ cycle, the planner splits it back instead of dropping fusions.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from autofuse.candidates.auto import Candidate
@@ -45,18 +46,26 @@ class Merged:
     parts: tuple[Candidate, ...]
 
 
-def merge_around_matmuls(graph: Graph, candidates: list[Candidate], cap: int) -> list[Candidate | Merged]:
-    """Candidates after sibling-MatMul and MatMul-epilogue merges (see the module docstring)."""
-    groups: list[Candidate | Merged] = list(_with_lone_matmuls(graph, candidates))
-    groups = _merge_siblings(graph, groups, cap)
-    groups = _merge_epilogues(graph, groups, cap)
-    groups = _absorb_row_permutes(graph, groups, cap)
-    groups = _merge_rotary_pairs(graph, groups, cap)
-    groups = _absorb_shape_work(graph, groups, cap)
-    groups = _join_shape_chains(graph, groups)
+def merge_around_matmuls(graph: Graph, candidates: list[Candidate], cap: int,
+                         fixed: Sequence[Candidate] = ()) -> list[Candidate | Merged]:
+    """Candidates after sibling-MatMul and MatMul-epilogue merges (see the module docstring).
+
+    `fixed` groups (rule matches that must stay exactly as matched) only hold their nodes:
+    nothing merges into them, they merge into nothing, and no merge takes one of their nodes.
+    They come first in the result, unchanged."""
+    held = frozenset(c.members for c in fixed)
+    groups: list[Candidate | Merged] = list(_with_lone_matmuls(graph, [*fixed, *candidates]))
+    groups = _merge_siblings(graph, groups, cap, held)
+    groups = _merge_epilogues(graph, groups, cap, held)
+    groups = _absorb_row_permutes(graph, groups, cap, held)
+    groups = _merge_rotary_pairs(graph, groups, cap, held)
+    groups = _absorb_shape_work(graph, groups, cap, held)
+    groups = _join_shape_chains(graph, groups, held)
     # A lone node is no fusion, unless a rule named it (one op that is a known block, such as an
     # ONNX Attention node: it keeps its rule's lowering).
-    return [g for g in groups if len(candidate_of(g).members) > 1 or candidate_of(g).rule]
+    merged = [g for g in groups if candidate_of(g).members not in held
+              and (len(candidate_of(g).members) > 1 or candidate_of(g).rule)]
+    return [*fixed, *merged]
 
 
 def candidate_of(item: Candidate | Merged) -> Candidate:
@@ -102,10 +111,12 @@ def _weight_key(graph: Graph, node: Node) -> tuple | None:
     return node.inputs[0], depth, weight.dtype
 
 
-def _merge_siblings(graph: Graph, groups: list, cap: int) -> list:
+def _merge_siblings(graph: Graph, groups: list, cap: int, held: frozenset) -> list:
     by_key: dict[tuple, list[int]] = {}
     for index, item in enumerate(groups):
         group = candidate_of(item)
+        if group.members in held:
+            continue
         matmuls = _matmuls(graph, group)
         if len(matmuls) != 1 or group.kind == "attention":
             continue
@@ -123,20 +134,20 @@ def _merge_siblings(graph: Graph, groups: list, cap: int) -> list:
     return [g for i, g in enumerate(groups) if i not in merged] + result
 
 
-def _merge_epilogues(graph: Graph, groups: list, cap: int) -> list:
+def _merge_epilogues(graph: Graph, groups: list, cap: int, held: frozenset) -> list:
     owner = {m: i for i, item in enumerate(groups) for m in candidate_of(item).members}
     absorbed: dict[int, int] = {}  # epilogue group index -> MatMul group index
     between: dict[int, frozenset[int]] = {}  # MatMul group index -> views between it and its epilogue
     for index, item in enumerate(groups):
         group = candidate_of(item)
-        if not has_matmul(graph, group.members):
+        if group.members in held or not has_matmul(graph, group.members):
             continue
         found = _sole_consumer_group(graph, group, owner)
         if found is None or found[0] in absorbed:
             continue
         target, views = found
         consumer = candidate_of(groups[target])
-        if has_matmul(graph, consumer.members) or consumer.kind not in _EPILOGUE_KINDS:
+        if consumer.members in held or has_matmul(graph, consumer.members) or consumer.kind not in _EPILOGUE_KINDS:
             continue
         if len(group.members) + len(views) + len(consumer.members) <= cap:
             absorbed[target] = index
@@ -169,7 +180,7 @@ def _row_permutes(graph: Graph) -> tuple[Node, ...]:
     return tuple(n for n in graph.nodes if _keeps_last_axis(n))
 
 
-def _absorb_row_permutes(graph: Graph, groups: list, cap: int) -> list:
+def _absorb_row_permutes(graph: Graph, groups: list, cap: int, held: frozenset) -> list:
     result = list(groups)
     owner = {m: i for i, item in enumerate(result) for m in candidate_of(item).members}
     for node in graph.derived(_row_permutes):
@@ -183,7 +194,7 @@ def _absorb_row_permutes(graph: Graph, groups: list, cap: int) -> list:
             continue
         target, views = found
         host = candidate_of(result[target])
-        if host.kind not in _ROW_WRITING_KINDS or len(host.members) + 1 + len(views) > cap:
+        if host.members in held or host.kind not in _ROW_WRITING_KINDS or len(host.members) + 1 + len(views) > cap:
             continue
         extra = Candidate(frozenset({node.id}) | views, "elementwise")
         result[target] = _union([result[target], extra], host.op_name or "", rule=host.rule, kind=host.kind)
@@ -216,13 +227,13 @@ def _sole_producer_group(graph: Graph, node: Node, owner: dict[int, int]) -> tup
     return None
 
 
-def _merge_rotary_pairs(graph: Graph, groups: list, cap: int) -> list:
+def _merge_rotary_pairs(graph: Graph, groups: list, cap: int, held: frozenset) -> list:
     """Rotary groups whose inputs come from the same producing group become one kernel."""
     owner = {m: i for i, item in enumerate(groups) for m in candidate_of(item).members}
     by_source: dict[tuple, list[int]] = {}
     for index, item in enumerate(groups):
         group = candidate_of(item)
-        if group.kind != "rotary":
+        if group.kind != "rotary" or group.members in held:
             continue
         sources = set()
         for m in group.members:
@@ -256,11 +267,12 @@ def _view_source(graph: Graph, node_id: int, owner: dict[int, int]) -> int | Non
     return None
 
 
-def _absorb_shape_work(graph: Graph, groups: list, cap: int) -> list:
+def _absorb_shape_work(graph: Graph, groups: list, cap: int, held: frozenset) -> list:
     shape_nodes = shape_value_nodes(graph)
     result = list(groups)
     taken = {m for item in result for m in candidate_of(item).members}
-    units = [i for i, item in enumerate(result) if candidate_of(item).kind == "shape"]
+    units = [i for i, item in enumerate(result) if candidate_of(item).kind == "shape" and
+             candidate_of(item).members not in held]
     lone = [Candidate(frozenset({n}), "shape") for n in sorted(shape_nodes) if n not in taken]
     result.extend(lone)
     units.extend(range(len(result) - len(lone), len(result)))
@@ -275,7 +287,7 @@ def _absorb_shape_work(graph: Graph, groups: list, cap: int) -> list:
             continue
         target, views = found
         host = candidate_of(result[target])
-        if host.kind == "shape" or len(candidate_of(result[unit]).members) + len(host.members) > cap:
+        if host.members in held or host.kind == "shape" or len(candidate_of(result[unit]).members) + len(host.members) > cap:
             continue
         # A Reshape between the two joins too (the kernel reads its operand through the new shape),
         # unless that would route a path out of the group and back in.
@@ -291,12 +303,13 @@ def _absorb_shape_work(graph: Graph, groups: list, cap: int) -> list:
     return [item for i, item in enumerate(result) if i not in merged_into]
 
 
-def _join_shape_chains(graph: Graph, groups: list) -> list:
+def _join_shape_chains(graph: Graph, groups: list, held: frozenset) -> list:
     """Shape groups linked by a value one computes and another reads (or by reading the same
     Shape result) become one host group, in topological order, as long as the union stays
     convex (a chain that reads the shape of data computed from its own results is cut there).
     Host work has no kernel size, so no cap."""
-    units = sorted((i for i, item in enumerate(groups) if candidate_of(item).kind == "shape"),
+    units = sorted((i for i, item in enumerate(groups)
+                    if candidate_of(item).kind == "shape" and candidate_of(item).members not in held),
                    key=lambda i: min(candidate_of(groups[i]).members))
     owner = {m: i for i in units for m in candidate_of(groups[i]).members}
     joined: dict[int, int] = {}  # unit -> the unit it was joined into

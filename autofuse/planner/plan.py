@@ -129,8 +129,8 @@ def plan_fusion(
     if opt_level >= 3:
         if merged is None:
             kept = [i for i in items if candidate_of(i).rule in keep_rules]
-            merged = kept + merge_around_matmuls(graph, [i for i in items if candidate_of(i).rule not in keep_rules],
-                                                 max_group_size)
+            merged = merge_around_matmuls(graph, [i for i in items if candidate_of(i).rule not in keep_rules],
+                                          max_group_size, fixed=kept)
         items = merged
     priced: dict[frozenset[int], Priced] = {}
     if model is not None:
@@ -281,9 +281,10 @@ def _compete(graph: Graph, model: CostModel, node_time: list[float], boundary_of
     ours: list = [c for c in from_rules if c.rule not in keep] + list(around.candidates)
     theirs: list = list(untouched) + list(free.candidates)
     if opt_level >= 3:
-        ours = merge_around_matmuls(graph, ours, cap)
+        ours = merge_around_matmuls(graph, ours, cap, fixed=kept_as_matched)
         theirs = merge_around_matmuls(graph, theirs, cap)
-    ours = kept_as_matched + ours
+    else:
+        ours = kept_as_matched + ours
     items = ours + theirs
     parent = list(range(len(items)))  # union-find: groups of either plan sharing a node
 
