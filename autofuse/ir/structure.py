@@ -20,18 +20,8 @@ def structure(graph: Graph, members: Sequence[int], inputs: Sequence[str], outpu
               value_key: Callable[[str], Hashable]) -> tuple[Hashable, tuple[str, ...]]:
     """(key, values): equal keys mean equal structure; `values` lists the value names in the
     canonical order the key numbers them, so two groups' values pair up position by position."""
-    ids: dict[str, int] = {}
-    order: list[str] = []
-
-    def vid(value: str) -> int:
-        if not value:
-            return -1
-        index = ids.get(value)
-        if index is None:
-            index = ids[value] = len(order)
-            order.append(value)
-        return index
-
+    vid = Numbering()
+    order = vid.order
     for value in inputs:
         vid(value)
     heads = graph.derived(node_heads)
@@ -41,6 +31,24 @@ def structure(graph: Graph, members: Sequence[int], inputs: Sequence[str], outpu
         nodes.append((heads[m], tuple(vid(v) for v in node.inputs), tuple(vid(v) for v in node.outputs)))
     boundary = (len(inputs), tuple(vid(v) for v in outputs))
     return (boundary, tuple(nodes), tuple(value_key(v) for v in order)), tuple(order)
+
+
+class Numbering:
+    """Value names numbered 0, 1, 2... in the order first seen (an omitted optional, '', is -1):
+    the name-free identity of values within one structure."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.order: list[str] = []
+
+    def __call__(self, value: str) -> int:
+        if not value:
+            return -1
+        index = self.ids.get(value)
+        if index is None:
+            index = self.ids[value] = len(self.order)
+            self.order.append(value)
+        return index
 
 
 def node_heads(graph: Graph) -> tuple[Hashable, ...]:

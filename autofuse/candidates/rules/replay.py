@@ -19,7 +19,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 
 from autofuse.ir.graph import Graph
-from autofuse.ir.structure import digest, node_heads
+from autofuse.ir.structure import Numbering, digest, node_heads
 from autofuse.ops.table import reads_only_metadata
 
 # Regions kept per (rule, root outline); a root is compared with each before it searches.
@@ -122,18 +122,8 @@ class Replays:
         could read more of (a node with subgraphs)."""
         graph = self.graph
         index = {n: i for i, n in enumerate(nodes)}
-        ids: dict[str, int] = {}
-        order: list[str] = []
-
-        def vid(value: str) -> int:
-            if not value:
-                return -1
-            found = ids.get(value)
-            if found is None:
-                found = ids[value] = len(order)
-                order.append(value)
-            return found
-
+        vid = Numbering()
+        order = vid.order
         node_facts = []
         for n in nodes:
             node = graph.nodes[n]
