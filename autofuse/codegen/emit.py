@@ -6,6 +6,7 @@ the kernel: the values come from the program, the text from the templates.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from functools import lru_cache
@@ -35,17 +36,23 @@ _SCALAR_MEMBER = re.compile(r"^(s\d+) = ")
 def _environment() -> jinja2.Environment:
     # Templates are package data: loaded once per process, never re-checked on disk.
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
-                              keep_trailing_newline=True, autoescape=False, auto_reload=False,
-                              bytecode_cache=_TemplateCache(template_cache_dir()))
+                              **_OPTIONS, bytecode_cache=_TemplateCache(template_cache_dir()))
+
+
+# How the templates are compiled; part of the cache's key with the versions of autofuse and jinja2.
+_OPTIONS = {"keep_trailing_newline": True, "autoescape": False, "auto_reload": False}
 
 
 def template_cache_dir() -> Path:
-    """Where compiled templates are kept between runs: $AUTOFUSE_CACHE_DIR/templates, else
-    $XDG_CACHE_HOME/autofuse/templates, else ~/.cache/autofuse/templates."""
+    """Where compiled templates are kept between runs: under $AUTOFUSE_CACHE_DIR/templates, else
+    $XDG_CACHE_HOME/autofuse/templates, else ~/.cache/autofuse/templates, one folder per
+    autofuse and jinja2 version and compile options (a template's entry is keyed by its source)."""
     root = os.environ.get("AUTOFUSE_CACHE_DIR")
     if not root:
         root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "autofuse")
-    return Path(root) / "templates"
+    options = ",".join(f"{k}={v}" for k, v in sorted(_OPTIONS.items()))
+    tag = hashlib.sha1(f"{__version__}|{jinja2.__version__}|{options}".encode()).hexdigest()[:12]
+    return Path(root) / "templates" / tag
 
 
 class _TemplateCache(jinja2.FileSystemBytecodeCache):
