@@ -22,6 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import onnx  # noqa: E402
+
 from bench.synthetic import layers_for_nodes, make_stack  # noqa: E402
 
 # Functions plan_fusion calls, timed as the planner's parts (name in the table, attribute).
@@ -110,8 +112,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         for size in args.sizes:
             path = Path(work) / f"s{size}.onnx"
-            import onnx
-
             onnx.save(make_stack(layers_for_nodes(size)), path)
             best: dict[str, float] = {}
             for _ in range(args.repeats):

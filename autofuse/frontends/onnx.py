@@ -359,7 +359,7 @@ def _reinferred(model: onnx.ModelProto, dims: dict[str, int]) -> dict[str, tuple
             if not dim.HasField("dim_value") and dim.dim_param in dims:
                 dim.dim_value = dims[dim.dim_param]
     del skeleton.graph.value_info[:]
-    inferred = _infer_shapes(skeleton)
+    inferred = _inferred(skeleton)  # already a weightless copy
     shapes: dict[str, tuple[int, ...]] = {}
     for info in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
         shape = _static_shape(info.type)
@@ -374,7 +374,11 @@ def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     Weights are not needed to infer shapes (small constants such as Reshape targets are kept),
     and dropping them keeps inference fast and memory-flat on multi-GB models.
     """
-    skeleton = _without_weights(model)
+    return _inferred(_without_weights(model))
+
+
+def _inferred(skeleton: onnx.ModelProto) -> onnx.ModelProto:
+    """ONNX shape inference on a weightless copy the caller made (best effort)."""
     try:
         return onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True)
     except Exception:  # noqa: BLE001 - inference is best effort; unknown stays unknown
