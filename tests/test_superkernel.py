@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 import operator
 import re
@@ -552,9 +553,69 @@ def test_apply_is_gated_to_decode_steps():
     assert calls == ["layer_0_attn", "layer_1_attn"]
 
 
+def _decorated(forward, calls):
+    """A forward wrapped the way transformers' decorators and accelerate's hooks wrap one: a
+    function that records the call and runs `forward`, with its name and signature."""
+
+    @functools.wraps(forward)
+    def wrapper(*args, **kwargs):
+        calls.append(forward)
+        return forward(*args, **kwargs)
+
+    return wrapper
+
+
+def test_apply_wraps_forwards_that_something_else_already_wraps():
+    """An instance forward set by someone else (accelerate's hooks, a hub kernel's `kernelize`) and
+    a class forward behind a decorator: the scope opens around them, they still run, the signature
+    is kept, and remove() gives each module back the forward it had (the hook stays)."""
+    model = Toy().eval()
+    program = toy()[1]
+    plan = plan_superkernel(program, strategy="attention", rules=[])
+    calls = []
+    hook = _decorated(model.layers[0].self_attn.forward, calls)  # instance forward, as accelerate sets it
+    model.layers[0].self_attn.forward = hook
+    decorated_class = type("DecoratedAttn", (type(model.layers[1].self_attn),), {})
+    decorated_class.forward = _decorated(type(model.layers[1].self_attn).forward, calls)
+    model.layers[1].self_attn.__class__ = decorated_class
+    want = [(s.label, "", set(s.members)) for s in plan.scopes]
+
+    handle = apply(model, plan, scope_factory=super_kernel)
+    assert _scopes_after(model, (torch.tensor([[3]]),)) == want
+    assert len(calls) == 2  # both wrapped forwards ran inside their scopes
+    assert inspect.signature(model.layers[0].self_attn.forward) == inspect.signature(hook)
+    with pytest.raises(InputError, match="already has the SuperKernel scope 'layer_0_attn'"):
+        apply(model, plan, scope_factory=super_kernel)
+    handle.remove()
+    assert model.layers[0].self_attn.forward is hook and "forward" not in model.layers[1].self_attn.__dict__
+    assert _scopes_after(model, (torch.tensor([[3]]),)) == []
+
+
+def test_apply_reaches_the_modules_of_a_compiled_model():
+    """`torch.compile(model)` wraps the model; apply() wraps the modules it compiles, and the scope
+    ops are in the graph dynamo hands the backend (torchair's), in the planned places."""
+    model = Toy().eval()
+    plan = plan_superkernel(toy()[1], strategy="attention", rules=[])
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend=backend, fullgraph=True)
+    handle = apply(compiled, plan, scope_factory=super_kernel)
+    assert [path for _, path, _ in handle.wrapped] == ["layers.0.self_attn", "layers.1.self_attn"]
+    with torch.no_grad():
+        assert torch.equal(compiled(torch.tensor([[3]])), model(torch.tensor([[3]])))
+    assert [label for label, _, _ in scopes_in(graphs[-1])] == [s.label for s in plan.scopes]
+
+
 def _patched_scopes(model, inputs, text: str, tmp_path: Path):
-    """Apply the patch to copies of the model's source files, load them, move the model's modules
-    onto the patched classes, and export with torchair's ops defined locally."""
+    """What a user does with the patch: apply it to copies of the model's source files, load them,
+    build the model from the patched classes (weights copied from `model`, which is a DecodeStep
+    around a transformers LM) and export it, with torchair's ops defined locally. The patched
+    model must compute what the original computes."""
     import importlib
 
     import transformers
@@ -571,18 +632,25 @@ def _patched_scopes(model, inputs, text: str, tmp_path: Path):
     saved = sys.modules.get("torchair")
     sys.modules["torchair"] = fake
     try:
+        patched = {}
         for relative in files:
             name = relative[:-3].replace("/", ".")
             original = importlib.import_module(name)
-            patched = types.ModuleType(f"{name}_autofuse_patched")
-            patched.__package__, patched.__file__ = original.__package__, str(tmp_path / relative)
-            sys.modules[patched.__name__] = patched
-            source = compile((tmp_path / relative).read_text(), patched.__file__, "exec")
-            exec(source, patched.__dict__)  # noqa: S102 - loading the patched copy of the model's source
-            for module in model.modules():
-                if type(module).__module__ == name:
-                    module.__class__ = getattr(patched, type(module).__name__)
-        return _scopes_after(model, inputs)
+            module = types.ModuleType(name)  # the real name, not registered: classes look like the originals
+            module.__package__, module.__file__ = original.__package__, str(tmp_path / relative)
+            source = compile((tmp_path / relative).read_text(), module.__file__, "exec")
+            exec(source, module.__dict__)  # noqa: S102 - loading the patched copy of the model's source
+            patched[name] = module
+        lm = model.lm
+        fresh = getattr(patched[type(lm).__module__], type(lm).__name__)(lm.config).eval().requires_grad_(False)
+        fresh.load_state_dict(lm.state_dict())
+        rebuilt = type(model)(fresh).eval()
+        classes = {type(m) for m in rebuilt.modules() if type(m).__module__ in patched}
+        assert classes and all(c is getattr(patched[c.__module__], c.__name__) for c in classes)
+        with torch.no_grad():
+            for want, got in zip(_flat(model(*inputs)), _flat(rebuilt(*inputs))):
+                assert torch.equal(want, got)
+        return _scopes_after(rebuilt, inputs)
     finally:
         sys.modules.pop("torchair")
         if saved is not None:

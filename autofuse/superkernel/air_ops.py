@@ -56,7 +56,8 @@ def super_kernel(scope: str | None, options: str = "") -> Iterator[None]:
     scope name, as torchair writes it)."""
     import torch
 
-    ensure_air_ops()
+    if not torch.compiler.is_compiling():  # while dynamo traces, the ops exist already (defined below)
+        ensure_air_ops()
     torch.ops.air.scope_enter([SCOPE_KEY, OPTIONS_KEY], ["" if scope is None else scope, options])
     try:
         yield

@@ -8,18 +8,28 @@ that cut it, which gives the same SuperKernels (the FX pass places `auto` scopes
 module list of the decoder layers has no forward of its own: each layer in the scope is wrapped,
 all with the same label, which GE treats as one scope.
 
+Forwards that something else already wraps are wrapped once more, outside: an instance `forward`
+set by accelerate's hooks or by a hub-kernel `kernelize` (transformers' `kernels` integration), a
+class forward behind decorators, and a model compiled with `torch.compile` (its modules are found
+through the compiled wrapper's `_orig_mod`). The wrapper keeps the wrapped forward's name and
+signature (`functools.wraps`: transformers reads forward signatures), and `remove()` puts back
+exactly the forward that was there. Wrap after `kernelize`: a later `kernelize` replaces the
+instance forward, scope included.
+
 torchair cannot be imported without CANN, so on this machine `apply()` raises
 TorchairUnavailable unless `scope_factory` is given (`air_ops.super_kernel` builds the same graph
 with local stand-ins of torchair's ops, which is how it is tested here).
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from autofuse.errors import InputError
+from autofuse.superkernel import air_ops
 from autofuse.superkernel.plan import Plan
 
 
@@ -80,6 +90,9 @@ def default_is_prefill(args: tuple, kwargs: dict) -> bool:
     return False
 
 
+_MARK = "_autofuse_super_kernel_scope"  # on our wrapper: the label it opens
+
+
 @dataclass
 class Applied:
     """The wrapped modules; `remove()` restores their forward. `notes`: how the plan was placed
@@ -87,11 +100,19 @@ class Applied:
 
     wrapped: list[tuple[Any, str, str]] = field(default_factory=list)  # (module, path, label)
     notes: list[str] = field(default_factory=list)
+    # per wrapped module, the instance forward it had before (None: the class's forward)
+    _previous: list[Any] = field(default_factory=list, repr=False)
 
     def remove(self) -> None:
-        for module, _, _ in self.wrapped:
-            module.__dict__.pop("forward", None)
+        """Give each module back the forward it had: an instance forward set by someone else
+        (accelerate's hook, a hub kernel) is restored, not dropped."""
+        for (module, _, _), previous in reversed(list(zip(self.wrapped, self._previous))):
+            if previous is None:
+                module.__dict__.pop("forward", None)
+            else:
+                module.forward = previous
         self.wrapped.clear()
+        self._previous.clear()
 
 
 def apply(model: Any, plan: Plan, *, scope_factory: Callable[[str, str], Any] | None = None,
@@ -102,16 +123,34 @@ def apply(model: Any, plan: Plan, *, scope_factory: Callable[[str, str], Any] | 
     is_prefill(args, kwargs) of the wrapped forward decides the gate.
     """
     factory = scope_factory or _torchair_super_kernel()
+    if factory is air_ops.super_kernel:  # the local stand-ins: defined now, as torchair's are at import,
+        air_ops.ensure_air_ops()          # not while dynamo traces a wrapped forward
+    model = _unwrap_compiled(model)
     scopes, notes = module_scopes(plan)
     applied = Applied(notes=notes)
+    targets = []
     for entry in scopes:
-        targets = [f"{entry.path}.{i}" for i in entry.layers] if entry.path == plan.layer_container \
+        paths = [f"{entry.path}.{i}" for i in entry.layers] if entry.path == plan.layer_container \
             else [entry.path]
-        for path in targets:
-            module = _submodule(model, path)
-            _wrap(module, entry.label, entry.options, factory, enable, is_prefill)
-            applied.wrapped.append((module, path, entry.label))
+        targets += [(_submodule(model, path), path, entry) for path in paths]
+    for module, path, _ in targets:  # check all before wrapping any: nothing half-applied
+        label = getattr(module.forward, _MARK, None)
+        if label is not None:
+            raise InputError(f"module '{path}' already has the SuperKernel scope '{label}' from an earlier apply(): "
+                             "call remove() on that one first")
+    for module, path, entry in targets:
+        applied._previous.append(module.__dict__.get("forward"))
+        _wrap(module, entry.label, entry.options, factory, enable, is_prefill)
+        applied.wrapped.append((module, path, entry.label))
     return applied
+
+
+def _unwrap_compiled(model: Any) -> Any:
+    """The module a `torch.compile(model)` wrapper compiles (its `_orig_mod`); dynamo traces the
+    wrapped forwards when the compiled model next runs. Any other model as it is."""
+    while type(model).__name__ == "OptimizedModule" and hasattr(model, "_orig_mod"):
+        model = model._orig_mod
+    return model
 
 
 def _torchair_super_kernel():
@@ -133,12 +172,16 @@ def _submodule(model: Any, path: str):
 
 
 def _wrap(module, label: str, options: str, factory, enable: bool, is_prefill) -> None:
+    """Set an instance forward that opens the scope around the forward the module has now
+    (bound: an instance forward someone else set, or the class's, decorators and all)."""
     original = module.forward
 
+    @functools.wraps(original)
     def forward(*args, **kwargs):
         if enable and not is_prefill(args, kwargs):
             with factory(label, options):
                 return original(*args, **kwargs)
         return original(*args, **kwargs)
 
+    setattr(forward, _MARK, label)
     module.forward = forward

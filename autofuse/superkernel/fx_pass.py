@@ -54,16 +54,24 @@ def insert_scopes(gm, plan: Plan):
     return gm
 
 
+def _op_name(target) -> str:
+    """The overload name of an op target: dynamo's graphs call the op packet
+    (`torch.ops.air.scope_enter`), exported and AOT graphs its `.default` overload."""
+    name = str(target)
+    return name + ".default" if name in (ENTER[:-len(".default")], EXIT[:-len(".default")]) else name
+
+
 def scopes_in(gm) -> list[tuple[str, str, list[str]]]:
     """Every SuperKernel scope of `gm` as (label, options, names of the nodes inside), checking
     that each scope_enter has its scope_exit (what torchair's `_valid_graph` checks)."""
     stack: list[tuple[str, str, list[str]]] = []
     found: list[tuple[str, str, list[str]]] = []
     for node in gm.graph.nodes:
-        if str(node.target) == ENTER:
+        target = _op_name(node.target)
+        if target == ENTER:
             attrs = dict(zip(node.args[0], node.args[1]))
             stack.append((attrs.get(SCOPE_KEY), attrs.get(OPTIONS_KEY, ""), []))
-        elif str(node.target) == EXIT:
+        elif target == EXIT:
             if not stack:
                 raise InputError(f"node '{node.name}': scope_exit without a scope_enter")
             entry = stack.pop()
