@@ -28,8 +28,8 @@ from autofuse.planner.plan import Plan, plan_fusion
 from autofuse.report import build_report, render_html, render_markdown
 from autofuse.staging import staged_outdir
 from autofuse.rewrite.fx import FxRewrite, annotate_report, compare_outputs, rewrite_fx
-from autofuse.rewrite.onnx import rewrite_onnx
-from autofuse.verify.kernels import KernelCheck, check_kernels
+from autofuse.rewrite.onnx import free_function_names, rewrite_onnx
+from autofuse.verify.kernels import KernelCheck, KernelCoverage, check_kernels, kernel_coverage
 from autofuse.verify.onnx_runtime import Verification, verify_models
 
 
@@ -47,6 +47,14 @@ class FuseResult:
     kernels: dict[str, GeneratedKernel] | None = None
     kernel_checks: dict[str, KernelCheck] | None = None
     model_file = "model.onnx"
+
+    @property
+    def kernel_coverage(self) -> KernelCoverage | None:
+        """Which fused groups got a kernel, a call-through, host-side work or nothing (`missing`:
+        group id -> reason), and with `verify_kernels` which went unverified (`unverified`,
+        `unverified_line()`: "N of M unverified"); None when no kernels were generated. The
+        report's totals `kernels_missing` and `kernels_unverified` say the same."""
+        return kernel_coverage(self.kernels, self.kernel_checks)
 
     def save(self, outdir: str | os.PathLike) -> Path:
         """Write model.onnx, report.json, report.md and report.html (and the kernel projects under
@@ -122,6 +130,10 @@ def fuse(
     (`result.kernels`, written by `save()`; the command line does this by default at level 3);
     `verify_kernels` also compiles each on the CPU emulator and compares it with onnxruntime
     (`result.kernel_checks`, the report's per-group `kernel`; a mismatch does not raise).
+    `result.kernel_coverage` lists the groups left without a kernel and, with `verify_kernels`,
+    the groups left unverified (neither raises: callers decide, as the command line does with
+    exit codes 3 and 4). A bug in the generator (an exception, not a group it declines) raises
+    GeneratorError naming the group.
     """
     hardware = load_profile(str(target_file)) if target_file else load_profile(target or DEFAULT_TARGET)
     if not 0 <= opt_level <= 3:
@@ -162,6 +174,8 @@ def _fuse(model, opt_level, hardware, *, max_group_size, verify, seed, rules, di
     plan = plan_fusion(loaded.graph, opt_level, max_group_size=max_group_size, rules=rule_set,
                        disabled_rules=frozenset(disable_rules), disabled_groups=frozenset(disable_fusions),
                        hardware=hardware, dims=bound, static_shapes=static, keep_rules=keep)
+    if not torch_graph:
+        plan = free_function_names(plan, loaded.model)
     rewritten = rewrite_fx(loaded, plan, rule_set, backend=backend) if torch_graph else rewrite_onnx(loaded, plan)
     seconds = time.perf_counter() - start
     verification = None
@@ -175,7 +189,8 @@ def _fuse(model, opt_level, hardware, *, max_group_size, verify, seed, rules, di
         if verify_kernels:
             checks = check_kernels(loaded, plan, generated, hardware, static, seed=seed, rules=rule_set)
     report = build_report(loaded.graph, plan, source=loaded.source, target=hardware.name,
-                          pass_seconds=seconds, verification=verification, generated=generated, kernel_checks=checks)
+                          pass_seconds=seconds, verification=verification, generated=generated, kernel_checks=checks,
+                          renamed_nodes=[] if torch_graph else [r.entry() for r in loaded.renamed])
     if torch_graph:
         return FxFuseResult(rewritten, annotate_report(report, rewritten), plan, loaded, verification)
     return FuseResult(rewritten, report, plan, loaded, verification, generated, checks)

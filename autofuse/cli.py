@@ -5,7 +5,8 @@ to find the fused groups that break verification, and `autofuse superkernel`
 (autofuse/superkernel/cli.py) to plan torchair SuperKernel scopes for a decode step.
 
 A thin layer over `autofuse.fuse`: parse, run, print a summary, map errors to exit codes
-(2: bad input, 3: verification mismatch, 1: internal error).
+(2: bad input, 3: verification mismatch, 4: --verify-kernels left fused groups unverified
+because they have no kernel, 1: internal error).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 from autofuse.api import FuseResult, FxFuseResult, fuse
 from autofuse.cost.hardware import DEFAULT_TARGET, KNOWN_TARGETS
 from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE
-from autofuse.errors import AutofuseError, VerificationError
+from autofuse.errors import AutofuseError, GeneratorError, PlanInvariantError, UnverifiedError, VerificationError
 
 _FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
@@ -125,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return runner(args)
     except AutofuseError as exc:
-        print(f"autofuse: error: {exc}", file=sys.stderr)
+        kind = "internal error" if isinstance(exc, (GeneratorError, PlanInvariantError)) else "error"
+        print(f"autofuse: {kind}: {exc}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:  # `autofuse ... | head` closed the pipe: not an error
         sys.stdout = open(os.devnull, "w")
@@ -158,10 +160,20 @@ def _run(args: argparse.Namespace) -> int:
     print(_summary(result, outdir))
     if result.verification is not None and not result.verification.ok:
         raise VerificationError(result.verification.summary())
-    failed = [c for c in (getattr(result, "kernel_checks", None) or {}).values() if not c.verified]
-    if failed:
+    coverage = getattr(result, "kernel_coverage", None)
+    if coverage is None or not coverage.checked:
+        return 0
+    gap = ""
+    if coverage.missing:
+        gap = f"{coverage.unverified_line()}: no kernel for " + "; ".join(
+            f"{gid}: {coverage.missing[gid]}" for gid in list(coverage.missing)[:3])
+    if coverage.failed:
+        failed = list(coverage.failed.items())
         raise VerificationError(f"{len(failed)} generated kernel(s) failed the CPU check: "
-                                + "; ".join(f"{c.group_id}: {c.error}" for c in failed[:3]))
+                                + "; ".join(f"{gid}: {error}" for gid, error in failed[:3])
+                                + (f"; also {gap}" if gap else ""))
+    if gap:
+        raise UnverifiedError(f"kernel check incomplete: {gap}")
     return 0
 
 
@@ -196,6 +208,12 @@ def _summary(result: FuseResult | FxFuseResult, outdir: Path) -> str:
         from autofuse.verify.kernels import kernel_summary
 
         lines.append(f"  kernels: {kernel_summary(kernels, result.kernel_checks)}")
+        coverage = result.kernel_coverage
+        if coverage.missing:
+            lines.append(f"  kernels MISSING: {coverage.missing_line()}")
+        if coverage.checked:
+            verdict = "FAILED, " if coverage.failed else "INCOMPLETE, " if coverage.unverified else ""
+            lines.append(f"  kernel check: {verdict}{coverage.unverified_line()}")
     written = ", kernels/" if kernels and any(k.generated for k in kernels.values()) else ""
     lines.append(f"  wrote {outdir}/{result.model_file}, report.json, report.md, report.html{written}")
     return "\n".join(lines)

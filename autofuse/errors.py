@@ -20,7 +20,31 @@ class VerificationError(AutofuseError):
     exit_code = 3
 
 
+class UnverifiedError(AutofuseError):
+    """--verify-kernels could not check every fused group that needs a kernel: some have none
+    (the generator declined them). Nothing checked was wrong (that is VerificationError), but
+    the run is not a verified one."""
+
+    exit_code = 4
+
+
 class PlanInvariantError(AutofuseError):
     """A bug: a fusion plan broke one of its own invariants (not a convex partition...)."""
 
     exit_code = 1
+
+
+class GeneratorError(AutofuseError):
+    """A bug: the kernel generator (or the kernel check) failed on a fused group. Not a group
+    the generator declines to lower: that is a legitimate outcome, recorded as `Unsupported`
+    with its reason in the report. The message names the group and the exception, on one line."""
+
+    exit_code = 1
+
+    def __init__(self, group_id: str, what: str, exc: BaseException, where: str = "", hint: str = "") -> None:
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+        place = f" ({where})" if where else ""
+        advice = f"; {hint}" if hint else ""
+        super().__init__(f"{what} failed on fused group {group_id}{place}: {detail} "
+                         f"(a bug, please report it{advice})")
+        self.group_id = group_id

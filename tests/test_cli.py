@@ -79,6 +79,23 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     old = model(CHAIN)
     old.opset_import[0].version = 5
     onnx.save_model(old, tmp_path / "opset5.onnx")
+    twice = model(CHAIN)
+    twice.graph.node[1].output[0] = "a"  # r = Relu (a) now writes 'a', which Add wrote already
+    twice.graph.node[0].name, twice.graph.node[1].name = "adder", "relu"
+    twice.graph.node[2].input[0] = "a"
+    onnx.save_model(twice, tmp_path / "twice.onnx")
+    inner = onnx.helper.make_graph([onnx.helper.make_node("Neg", ["x"], ["a"], name="inner")], "then", [],
+                                   [onnx.helper.make_tensor_value_info("a", 1, [2])])
+    other = onnx.helper.make_graph([onnx.helper.make_node("Neg", ["x"], ["e"])], "else", [],
+                                   [onnx.helper.make_tensor_value_info("e", 1, [2])])
+    sub = onnx.helper.make_graph(
+        [onnx.helper.make_node("Relu", ["x"], ["a"], name="outer"),
+         onnx.helper.make_node("Constant", [], ["c"], value=onnx.helper.make_tensor("v", 9, [], [True])),
+         onnx.helper.make_node("If", ["c"], ["i"], name="branch", then_branch=inner, else_branch=other),
+         onnx.helper.make_node("Add", ["a", "i"], ["y"])], "g",
+        [onnx.helper.make_tensor_value_info("x", 1, [2])], [onnx.helper.make_tensor_value_info("y", 1, [2])])
+    onnx.save_model(onnx.helper.make_model(sub, opset_imports=[onnx.helper.make_opsetid("", 17)]),
+                    tmp_path / "subgraph.onnx")
     return {
         "missing": (tmp_path / "nope.onnx", "file not found"),
         "directory": (tmp_path / "adir.onnx", "is a directory"),
@@ -88,10 +105,16 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "cycle": (tmp_path / "cycle.onnx", "cycle through node"),
         "dangling": (tmp_path / "dangling.onnx", "dangling input"),
         "opset": (tmp_path / "opset5.onnx", "unsupported opset 5"),
+        "value written twice": (tmp_path / "twice.onnx", "value 'a' is defined twice, by node 'adder' (Add, #0) and "
+                                                         "by node 'relu' (Relu, #1), in main graph"),
+        "subgraph redefines": (tmp_path / "subgraph.onnx", "value 'a' is defined by node 'inner' (Neg, #0) in subgraph "
+                                                           "'then_branch' of node 'branch' (If, #2) in main graph, and "
+                                                           "its enclosing main graph defines it too, by node 'outer'"),
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "directory", "empty", "truncated", "not onnx", "cycle", "dangling", "opset"])
+@pytest.mark.parametrize("case", ["missing", "directory", "empty", "truncated", "not onnx", "cycle", "dangling", "opset",
+                                  "value written twice", "subgraph redefines"])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, tmp_path):
     path, message = _bad_inputs(tmp_path)[case]
     outdir = tmp_path / "result"
@@ -142,3 +165,25 @@ def test_python_api_accepts_paths_and_saves(chain_file, tmp_path):
     out = result.save(tmp_path / "api_out")
     assert (out / "model.onnx").exists() and json.loads((out / "report.json").read_text())["opt_level"] == 2
     assert os.path.basename(result.report["input"]) == "chain.onnx"
+
+
+def test_duplicate_node_names_are_renamed_and_reported(tmp_path):
+    m = model(CHAIN)
+    for node in m.graph.node:
+        node.name = "same"
+    m.graph.node[2].name = ""
+    path = tmp_path / "dups.onnx"
+    onnx.save_model(m, path)
+    done = _run(["--input", str(path), "-o", str(tmp_path / "out"), "--opt-level", "3", "--verify"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["verification"]["ok"] is True
+    assert report["renamed_nodes"] == [
+        {"graph": "main graph", "index": 1, "op_type": "Relu", "old": "same", "new": "same_1"},
+        {"graph": "main graph", "index": 2, "op_type": "Exp", "old": "", "new": "Exp_2"},
+    ]
+    assert report["groups"][0]["members"] == ["same", "same_1", "Exp_2"]
+    assert "## Renamed nodes: 2" in (tmp_path / "out" / "report.md").read_text()
+    written = onnx.load(tmp_path / "out" / "model.onnx")
+    body = next(f for f in written.functions if f.domain == "ai.autofuse")
+    assert [n.name for n in body.node] == ["same", "same_1", "Exp_2"]

@@ -61,7 +61,7 @@ def test_the_api_generates_kernels_when_asked():
 
 def test_random_graphs_never_crash_the_generator():
     """The random DAGs of the property test, lowered at level 3: every group gets a kernel or
-    a reason, never a generator error."""
+    a reason, never a generator error (which raises GeneratorError)."""
     import random_graphs as rg
     from hypothesis import HealthCheck, given, settings
 
@@ -70,7 +70,8 @@ def test_random_graphs_never_crash_the_generator():
     def check(case):
         result = fuse(case.model, opt_level=3, kernels=True)
         for group in result.report["groups"]:
-            assert "generator error" not in (group["kernel"].get("reason") or ""), group["kernel"]["reason"]
+            kernel = group["kernel"]
+            assert kernel["generated"] or kernel.get("reason") or kernel.get("call_through") or kernel.get("host")
 
     check()
 

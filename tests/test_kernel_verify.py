@@ -21,7 +21,7 @@ from kernel_cases import LIBRARY, retyped, rule_cases, rule_dtypes, rule_model
 from autofuse import fuse
 from autofuse.cli import main
 from autofuse.codegen import vector
-from autofuse.cost.hardware import KNOWN_TARGETS
+from autofuse.cost.hardware import KNOWN_TARGETS, load_profile
 from autofuse.verify.kernels import BYTES_TOLERANCE
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "tiny_llama.onnx"
@@ -125,6 +125,140 @@ def test_single_buffered_tile_gives_single_buffered_queues():
     source = result.kernels[entry["id"]].files[f"op_kernel/{result.kernels[entry['id']].program.kernel_name}.cpp"]
     assert "InitBuffer(q_x0, 1," in source and "InitBuffer(q_x0, 2," not in source
     assert_kernel_ok(entry, result.kernel_checks[entry["id"]], "six inputs")
+
+
+# -- the limits of the profile on queue buffers, UB buffers and kernel arguments (issue 12) ---------
+
+
+def _graph_model(nodes, inputs, outputs, inits=()) -> onnx.ModelProto:
+    model = onnx.helper.make_model(onnx.helper.make_graph(nodes, "g", inputs, outputs, list(inits)),
+                                   opset_imports=[onnx.helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def _scan(steps: int, dtype: int, shape=(4, 256, 64), bias: bool = False) -> onnx.ModelProto:
+    """An unrolled scan: h = h * x_i or h + x_i, each step reading a fresh graph input (and a
+    per-channel bias at the end, which makes the kernel walk rows)."""
+    vi = onnx.helper.make_tensor_value_info
+    inputs = [vi(f"x{i}", dtype, shape) for i in range(steps + 1)]
+    nodes, current = [], "x0"
+    for i in range(1, steps + 1):
+        nodes.append(onnx.helper.make_node("Mul" if i % 2 else "Add", [current, f"x{i}"], [f"h{i}"], name=f"step{i}"))
+        current = f"h{i}"
+    inits = []
+    if bias:
+        np_dtype = onnx.helper.tensor_dtype_to_np_dtype(dtype)
+        inits.append(onnx.numpy_helper.from_array(np.linspace(-1, 1, shape[-1]).astype(np_dtype), "bias"))
+        nodes.append(onnx.helper.make_node("Add", [current, "bias"], ["y"], name="bias_add"))
+        current = "y"
+    return _graph_model(nodes, inputs, [vi(current, dtype, shape)], inits)
+
+
+def _queue_buffers(program, kind: str) -> int:
+    return max(sum(b.copies for b in part.buffers if b.kind == kind) for part in program.parts)
+
+
+def _within_limits(result, hw) -> None:
+    for entry in result.report["groups"]:
+        program = result.kernels[entry["id"]].program
+        if program is None:
+            continue
+        for kind in ("in", "out"):
+            assert _queue_buffers(program, kind) <= hw.max_queue_buffers_per_position, (entry["id"], kind)
+        assert max(sum(b.copies for b in p.buffers) for p in program.parts) <= hw.max_queue_buffers_total
+        assert len(program.inputs) + len(program.outputs) + 2 <= hw.max_kernel_arguments
+        if entry["tile"]["scheme"] == "split_row":  # laid out from above (cost/tiling.py _split_tile)
+            assert program.ub_bytes <= entry["ub_bytes"], entry["id"]
+        else:
+            assert entry["ub_bytes"] == program.ub_bytes, entry["id"]
+
+
+@pytest.mark.parametrize("dtype,bias", [(onnx.TensorProto.FLOAT, False), (onnx.TensorProto.FLOAT16, False),
+                                        (onnx.TensorProto.FLOAT, True)])
+def test_more_inputs_than_queue_buffers_share_queues(dtype, bias):
+    """Issue 12: 17 inputs, one queue buffer each single-buffered, are more than the 8 a TPosition
+    has: the group is still one kernel, its inputs share 8 queues (the layout the cost model
+    priced, byte for byte), and the emulator, which enforces the limit, runs it."""
+    hw = load_profile("ascend910b")
+    result = fuse(_scan(16, dtype, bias=bias), opt_level=3, verify_kernels=True)
+    (entry,) = result.report["groups"]
+    assert "17 input streams share 8 queues" in entry["tile"]["note"]
+    _within_limits(result, hw)
+    program = result.kernels[entry["id"]].program
+    assert _queue_buffers(program, "in") == hw.max_queue_buffers_per_position
+    assert_kernel_ok(entry, result.kernel_checks[entry["id"]], "17-input scan")
+
+
+def test_more_outputs_than_queue_buffers_share_queues():
+    """Six outputs, double-buffered, need 12 VECOUT buffers: they share queues."""
+    vi = onnx.helper.make_tensor_value_info
+    ops = ["Relu", "Exp", "Abs", "Neg", "Sigmoid", "Tanh"]
+    nodes, current = [], "x"
+    for i, op in enumerate(ops):
+        nodes.append(onnx.helper.make_node(op, [current], [f"y{i}"], name=f"n{i}"))
+        current = f"y{i}"
+    model = _graph_model(nodes, [vi("x", onnx.TensorProto.FLOAT, (64, 320))],
+                         [vi(f"y{i}", onnx.TensorProto.FLOAT, (64, 320)) for i in range(len(ops))])
+    result = fuse(model, opt_level=3, verify_kernels=True)
+    (entry,) = result.report["groups"]
+    assert len(entry["outputs"]) == 6 and "output streams share" in entry["tile"]["note"]
+    _within_limits(result, load_profile("ascend910b"))
+    assert_kernel_ok(entry, result.kernel_checks[entry["id"]], "six outputs")
+
+
+def test_a_split_row_with_more_inputs_than_queue_buffers():
+    """Ten rows summed, then a softmax over rows too long for UB: chunks of ten inputs share
+    the queues in every pass that reads them."""
+    vi = onnx.helper.make_tensor_value_info
+    rows, width = 2, 60000
+    nodes, current = [], "x0"
+    for i in range(1, 10):
+        nodes.append(onnx.helper.make_node("Add", [current, f"x{i}"], [f"s{i}"], name=f"add{i}"))
+        current = f"s{i}"
+    nodes.append(onnx.helper.make_node("Softmax", [current], ["y"], name="softmax", axis=-1))
+    model = _graph_model(nodes, [vi(f"x{i}", onnx.TensorProto.FLOAT, (rows, width)) for i in range(10)],
+                         [vi("y", onnx.TensorProto.FLOAT, (rows, width))])
+    result = fuse(model, opt_level=3, verify_kernels=True)
+    (entry,) = result.report["groups"]
+    assert entry["tile"]["scheme"] == "split_row" and "10 input streams share" in entry["tile"]["note"]
+    _within_limits(result, load_profile("ascend910b"))
+    assert_kernel_ok(entry, result.kernel_checks[entry["id"]], "split row of ten inputs")
+
+
+@pytest.mark.parametrize("case", ["arguments", "buffers"])
+def test_a_group_past_the_kernel_limits_is_split_where_it_is_formed(case):
+    """More GM arguments than a launch passes (40 weights), or more UB buffers than a kernel may
+    have (26 fp16 per-channel weights kept resident, twice each, and 26 products alive at once):
+    the planner refuses the whole group with the reason, splits it into runs that stay within
+    the limits, and every kernel it writes runs on the emulator."""
+    vi = onnx.helper.make_tensor_value_info
+    rng = np.random.default_rng(0)
+    count = 40 if case == "arguments" else 26
+    weights = [onnx.numpy_helper.from_array((1 + 0.01 * rng.standard_normal(256)).astype(np.float16), f"w{i}")
+               for i in range(count)]
+    if case == "arguments":  # a chain: h = h * w_i or h + w_i
+        nodes, current = [], "x"
+        for i in range(count):
+            nodes.append(onnx.helper.make_node("Mul" if i % 2 else "Add", [current, f"w{i}"], [f"h{i}"], name=f"n{i}"))
+            current = f"h{i}"
+    else:  # every product first, then their sum: all of them alive at once
+        nodes = [onnx.helper.make_node("Mul", ["x", f"w{i}"], [f"p{i}"], name=f"p{i}") for i in range(count)]
+        current = "p0"
+        for i in range(1, count):
+            nodes.append(onnx.helper.make_node("Add", [current, f"p{i}"], [f"s{i}"], name=f"s{i}"))
+            current = f"s{i}"
+    model = _graph_model(nodes, [vi("x", onnx.TensorProto.FLOAT16, (64, 256))],
+                         [vi(current, onnx.TensorProto.FLOAT16, (64, 256))], weights)
+    hw = load_profile("ascend910b")
+    result = fuse(model, opt_level=3, verify_kernels=True)
+    reason = {"arguments": "too_many_arguments", "buffers": "too_many_buffers"}[case]
+    refused = [r for r in result.report["rejected"] if r["reason"] == reason]
+    assert refused and "split into" in refused[0]["detail"], result.report["rejected"]
+    assert len(result.report["groups"]) >= 2
+    _within_limits(result, hw)
+    _check_all(result, f"split past the {case} limit")
 
 
 SPLIT_ROWS = {

@@ -20,6 +20,8 @@ SHAPE_AND_DATA = "shape_and_data_kept_apart"
 DISABLED_BY_USER = "disabled_by_user"
 NO_BENEFIT = "no_benefit"
 UB_OVERFLOW = "ub_overflow"
+TOO_MANY_BUFFERS = "too_many_buffers"  # cost/tiling.py QueueLimit
+TOO_MANY_ARGUMENTS = "too_many_arguments"  # cost/tiling.py ArgumentLimit
 OVERLAPPING_MATCH = "overlapping_match"
 AUTOMATIC_SAVES_MORE = "automatic_grouping_saves_more"
 

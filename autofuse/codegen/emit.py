@@ -112,10 +112,10 @@ def _context(p: KernelProgram, hw: Hardware) -> dict:
     for part in p.parts:
         for load in part.loads:
             if part.walk == "split_row" or part.walk == "rows" and not load.contiguous:
-                row_expr[load.queue] = row_index_expr(load.dims, load.strides, load.offset, "R")
+                row_expr[load.local] = row_index_expr(load.dims, load.strides, load.offset, "R")
         for store in part.stores:
             if store.scattered:
-                row_expr[store.queue] = row_index_expr(store.dims, store.strides, store.offset, "R")
+                row_expr[store.local] = row_index_expr(store.dims, store.strides, store.offset, "R")
         walk = {"flat": f"flat tiles of {part.per_tile} elements",
                 "split_row": f"one row at a time in chunks of {part.per_tile} elements, {len(part.passes)} pass(es)",
                 "rows": f"tiles of {part.per_tile} rows of {part.width} elements (UB rows of "

@@ -12,6 +12,7 @@ from autofuse.codegen.lower import LowerContext, lower_group
 from autofuse.codegen.program import CallThrough, HostOnly, KernelProgram, Unsupported
 from autofuse.cost.hardware import Hardware
 from autofuse.cost.model import CostModel
+from autofuse.errors import GeneratorError
 from autofuse.ir.graph import Graph
 from autofuse.planner.plan import Plan
 
@@ -47,7 +48,10 @@ class GeneratedKernel:
     @property
     def program(self) -> KernelProgram | None:
         if self.pending is not None:
-            self.built, self.pending = self.pending(), None
+            try:
+                self.built, self.pending = self.pending(), None
+            except Exception as exc:  # a bug in renaming an earlier group's program
+                raise GeneratorError(self.group_id, "the kernel generator", exc, f"a repeat of {self.same_as}") from exc
         return self.built
 
     @property
@@ -75,35 +79,48 @@ def generate_kernels(graph: Graph, plan: Plan, hardware: Hardware, dims: Mapping
     owners: dict[str, GeneratedKernel] = {}
     seen: dict[object, list[reuse.Lowered]] = {}  # signature key -> lowerings kept for reuse
     for group in plan.groups:
-        shape = reuse.signature(ctx, group) if reuse_lowering else None
-        if shape is not None:
-            earlier = next((e for e in seen.get(shape.key, ()) if e.matches(ctx, shape)), None)
-            if earlier is not None and isinstance(earlier.result, KernelProgram):
-                out[group.id] = _lazy_repeat(group, shape, earlier)
-                continue
-            result = reuse.repeat(earlier.result, earlier.shape, group, shape) if earlier else None
-            if result is not None:
-                out[group.id] = GeneratedKernel(group.id, None, result)
-                continue
-        ctx.constants_read.clear()
-        result = _lower(ctx, group)
-        if not isinstance(result, KernelProgram):
-            out[group.id] = GeneratedKernel(group.id, None, result)
-        else:
-            files = project_files(result, hardware)
-            owner = owners.setdefault(_identity(result, files), GeneratedKernel(group.id, result, None, files))
-            out[group.id] = owner if owner.group_id == group.id else _repeat_of(group.id, result, owner)
-        kept = reuse.lowered(ctx, shape, result, out[group.id]) if shape is not None else None
-        if kept is not None:
-            seen.setdefault(shape.key, []).append(kept)
+        try:
+            _generate_one(ctx, group, hardware, reuse_lowering, out, owners, seen)
+        except Exception as exc:  # a bug, never a decision: those are Unsupported records
+            raise GeneratorError(group.id, "the kernel generator", exc, _members(ctx.graph, group),
+                                 f"--disable-fusion {group.id} or --emit none avoids it") from exc
     return out
 
 
-def _lower(ctx: LowerContext, group) -> KernelProgram | CallThrough | HostOnly | Unsupported:
-    try:
-        return lower_group(ctx, group)
-    except Exception as exc:  # noqa: BLE001 - a generator bug must not cost the user the fused model
-        return Unsupported(group.id, f"generator error (a bug, please report it): {type(exc).__name__}: {exc}")
+def _generate_one(ctx: LowerContext, group, hardware: Hardware, reuse_lowering: bool,
+                  out: dict[str, GeneratedKernel], owners: dict[str, GeneratedKernel],
+                  seen: dict[object, list[reuse.Lowered]]) -> None:
+    """Lower and render one group into `out` (or reuse an earlier group's lowering)."""
+    shape = reuse.signature(ctx, group) if reuse_lowering else None
+    if shape is not None:
+        earlier = next((e for e in seen.get(shape.key, ()) if e.matches(ctx, shape)), None)
+        if earlier is not None and isinstance(earlier.result, KernelProgram):
+            out[group.id] = _lazy_repeat(group, shape, earlier)
+            return
+        result = reuse.repeat(earlier.result, earlier.shape, group, shape) if earlier else None
+        if result is not None:
+            out[group.id] = GeneratedKernel(group.id, None, result)
+            return
+    ctx.constants_read.clear()
+    # lower_group returns a record for what it declines (Unsupported, with the reason); anything
+    # it raises is a bug and reaches generate_kernels.
+    result = lower_group(ctx, group)
+    if not isinstance(result, KernelProgram):
+        out[group.id] = GeneratedKernel(group.id, None, result)
+    else:
+        files = project_files(result, hardware)
+        owner = owners.setdefault(_identity(result, files), GeneratedKernel(group.id, result, None, files))
+        out[group.id] = owner if owner.group_id == group.id else _repeat_of(group.id, result, owner)
+    kept = reuse.lowered(ctx, shape, result, out[group.id]) if shape is not None else None
+    if kept is not None:
+        seen.setdefault(shape.key, []).append(kept)
+
+
+def _members(graph: Graph, group) -> str:
+    """The group's op type and its first member nodes, for an error message."""
+    names = [graph.nodes[m].name or graph.nodes[m].op_type for m in group.members]
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f"{group.op_type}: {shown}"
 
 
 def _lazy_repeat(group, shape: reuse.Shape, earlier: reuse.Lowered) -> GeneratedKernel:

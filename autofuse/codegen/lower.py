@@ -220,6 +220,10 @@ class KernelBuilder:
         if program.ub_bytes > capacity:
             raise LoweringError(f"the kernel's UB buffers need {program.ub_bytes} B, more than the "
                                 f"{capacity} B usable on {self.ctx.hw.name}")
+        count = max((sum(b.copies for b in part.buffers) for part in parts), default=0)
+        if count > self.ctx.hw.max_queue_buffers_total:
+            raise LoweringError(f"the kernel needs {count} UB buffers, more than the "
+                                f"{self.ctx.hw.max_queue_buffers_total} a kernel may have on {self.ctx.hw.name}")
         return program
 
     def _family(self) -> str:

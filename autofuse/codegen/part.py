@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -52,7 +53,15 @@ from autofuse.codegen.views import (
     row_index_expr,
     rows_contiguous,
 )
-from autofuse.cost.tiling import WHOLE_BROADCAST, resident_pitch
+from autofuse.cost.layout import spare_temporaries
+from autofuse.cost.tiling import (
+    WHOLE_BROADCAST,
+    resident_pitch,
+    row_value_elements,
+    shared_queues,
+    temp_elements,
+    tile_elements,
+)
 from autofuse.cost.traffic import data_inputs
 from autofuse.ir.graph import Node
 from autofuse.ops.table import OpClass, op_class
@@ -97,6 +106,8 @@ class PartBuilder(VectorOps):
         self.transient: list[tuple[int, bool]] = []  # (slot, is a row-value slot) of this node's copies
         self.pass_loads: set[int] = set()  # split_row: the loads the current pass reads
         self.tile_context = False  # split_row: lowering a chunk's statements (row values are numbers)
+        self.spare_op = ""  # the op being lowered, and the spare temporaries the op table gives it
+        self.spare_budget = 0
 
     # -- the walk ------------------------------------------------------------------------------
 
@@ -140,6 +151,7 @@ class PartBuilder(VectorOps):
         for node in self.members:
             self._node(node)
         self._finish_outputs()
+        self._share_queues()
         tiles = -(-self.total // self.per_tile)
         return Part(self.index, self.walk, self.space, self.width, self.total, self.per_tile, tiles,
                     nodes=tuple(comment_text(f"{n.op_type} {n.name}") for n in self.members),
@@ -168,18 +180,18 @@ class PartBuilder(VectorOps):
     @property
     def capacity(self) -> int:
         """fp32 elements of a tile temporary: a whole tile, rounded up for Compare's 256-byte
-        counts, plus one row of slack for per-row instructions rounded to 64 elements."""
-        n = self.per_tile * self.P if self.walk == "rows" else self.per_tile
-        return -(-n // 64) * 64 + 64
+        counts, plus one row of slack for per-row instructions rounded to 64 elements (the
+        cost model sizes it with the same formula, cost/tiling.py)."""
+        return temp_elements(self.tile_elements)
 
     @property
     def row_capacity(self) -> int:
         """fp32 elements of a one-value-per-row buffer (room for Compare's 256-byte counts)."""
-        return 64 if self.walk == "split_row" else -(-self.per_tile // 64) * 64
+        return row_value_elements(self.walk, self.per_tile)
 
     @property
     def tile_elements(self) -> int:
-        return self.per_tile * self.P if self.walk == "rows" else self.per_tile
+        return tile_elements(self.walk, self.per_tile, self.P)
 
     @property
     def count(self) -> str:
@@ -220,10 +232,23 @@ class PartBuilder(VectorOps):
         return self.shared[key]
 
     def _spare(self, ctype: str = "float") -> str:
-        """A tile-sized temporary for this node only (another type reinterprets its bytes)."""
+        """A tile-sized temporary for this node only (another type reinterprets its bytes). An op
+        takes no more of them than the op table gives it (vector_ops.yaml `temporaries`): the
+        cost model counts those."""
+        if self.spare_budget <= 0:
+            raise LoweringError(f"{self.spare_op or 'an op'} needs a spare temporary that vector_ops.yaml "
+                                "`temporaries` does not give it (the cost model would not count it)")
+        self.spare_budget -= 1
+        return self._scratch_tile(ctype)
+
+    def _scratch_tile(self, ctype: str = "float") -> str:
         spare = self._temp()
         self.transient.append((spare.owner, False))
         return spare.buf if ctype == "float" else f"{spare.buf}.ReinterpretCast<{ctype}>()"
+
+    def _budget(self, op: str) -> None:
+        """The spare temporaries the op table gives `op`, the node lowered next."""
+        self.spare_op, self.spare_budget = op, spare_temporaries(op)
 
     def _drop_transient(self) -> None:
         """Operand copies made for the current instruction are free again."""
@@ -387,7 +412,7 @@ class PartBuilder(VectorOps):
         if load.ctype in ("half", "bfloat16_t", "int32_t"):
             self.vec(f"Cast({dst.buf}, {load.local}, RoundMode::CAST_NONE, {self.count});")
         elif load.ctype == "uint8_t":
-            half = self._spare("half")
+            half = self._scratch_tile("half")  # the load's own step (uint8 -> half -> float)
             self.vec(f"Cast({half}, {load.local}, RoundMode::CAST_NONE, {self.count});")
             self.vec(f"Cast({dst.buf}, {half}, RoundMode::CAST_NONE, {self.count});")
         else:  # int64: no vector conversion on A2/A3, the scalar unit converts element by element
@@ -494,10 +519,51 @@ class PartBuilder(VectorOps):
                 body.insert(0, "AfWaitVector();  // this row's values, computed by the vector unit")
             passes.append(Pass(tuple(start), tuple(body), tuple(end), tuple(sorted(self.pass_loads))))
         self.tile_context = False
+        self._share_queues()
+        loads = list(self.loads.values())
+        passes = [replace(p, opens=tuple(_ends(loads, p.loads, first=True)), closes=tuple(_ends(loads, p.loads, first=False)))
+                  for p in passes]
         return Part(self.index, self.walk, self.space, self.width, self.total, self.per_tile, self.total,
                     nodes=tuple(comment_text(f"{n.op_type} {n.name}") for n in self.members),
-                    loads=tuple(self.loads.values()), stores=tuple(self.stores), buffers=tuple(self.buffers),
+                    loads=tuple(loads), stores=tuple(self.stores), buffers=tuple(self.buffers),
                     locals=tuple(self.locals), passes=tuple(passes))
+
+    # -- queues -------------------------------------------------------------------------------------
+
+    def _share_queues(self) -> None:
+        """More queue buffers on a TPosition than the target has (profile `limits`): neighbouring
+        tensors share one queue buffer, each its tile at a 32-byte-aligned offset, by the rule the
+        cost model counts with (cost/tiling.py shared_queues)."""
+        limit = self.ctx.hw.max_queue_buffers_per_position
+        for kind in ("in", "out"):
+            queues = [b for b in self.buffers if b.kind == kind]
+            try:
+                groups = shared_queues([b.copies for b in queues], limit)
+            except ValueError as exc:
+                raise LoweringError(f"the {kind}put queues do not fit {limit} buffers: {exc}") from None
+            if len(groups) == len(queues):
+                continue
+            placed: dict[str, tuple[str, str, int]] = {}  # queue -> (shared queue, its buffer, offset)
+            merged: dict[str, UbBuffer] = {}
+            for group in groups:
+                if len(group) < 2:
+                    continue
+                members = [queues[i] for i in group]
+                ident = members[0].ident
+                share = self.k.names.name(f"{ident}_tiles")
+                offset = 0
+                for member in members:
+                    placed[member.ident] = (ident, share, offset)
+                    offset += member.bytes
+                merged[ident] = UbBuffer(ident, kind, "uint8_t", offset, members[0].copies,
+                                         comment_text(" + ".join(m.purpose for m in members)))
+            self.buffers = [merged.get(b.ident, b) for b in self.buffers
+                            if b.ident in merged or b.ident not in placed]
+            if kind == "in":
+                self.loads = {key: _placed(load, placed) for key, load in self.loads.items()}
+                self.loads = dict(zip(self.loads, _mark_ends(list(self.loads.values()))))
+            else:
+                self.stores = _mark_ends([_placed(store, placed) for store in self.stores])
 
     def _expanded(self, nodes: list[Node]) -> list[Node]:
         """The members with every decomposed op written out as its steps."""
@@ -671,3 +737,32 @@ class PartBuilder(VectorOps):
                   "AfWaitScalar();")
 
 
+def _placed(item, placed: dict[str, tuple[str, str, int]]):
+    """A Load or Store moved into its shared queue (unchanged when its queue is its own)."""
+    found = placed.get(item.queue)
+    if found is None:
+        return item
+    queue, share, offset = found
+    return replace(item, queue=queue, share=share, byte_offset=offset)
+
+
+def _mark_ends(items: list) -> list:
+    """Flags the first and the last tensor of every shared queue, in the order given."""
+    first = {}
+    last = {}
+    for i, item in enumerate(items):
+        if item.share:
+            first.setdefault(item.share, i)
+            last[item.share] = i
+    return [replace(item, opens=first.get(item.share) == i, closes=last.get(item.share) == i) if item.share else item
+            for i, item in enumerate(items)]
+
+
+def _ends(loads: list, indices: tuple[int, ...], first: bool) -> list[int]:
+    """The loads among `indices` (one split-row pass) that open / close their shared queue."""
+    seen: dict[str, int] = {}
+    for index in indices:
+        share = loads[index].share
+        if share and (not first or share not in seen):
+            seen[share] = index
+    return sorted(seen.values())

@@ -82,10 +82,33 @@ class Load:
     dims: tuple[int, ...]
     strides: tuple[int, ...]
     contiguous: bool  # rows follow each other in GM: one copy per tile
+    # A queue shared with other tensors (more streams than a TPosition has queue buffers): its
+    # buffer is `share` (a LocalTensor<uint8_t>), this tensor's tile starts `byte_offset` into it;
+    # `opens` / `closes`: the first / last tensor of the queue (allocates and dequeues the buffer /
+    # enqueues and frees it).
+    share: str = ""
+    byte_offset: int = 0
+    opens: bool = False
+    closes: bool = False
 
     @property
     def ctype(self) -> str:
         return self.arg.ctype
+
+    @property
+    def alloc(self) -> str:
+        """The tensor the copy in fills."""
+        return _view(self) if self.share else f"{self.queue}.AllocTensor<{self.ctype}>()"
+
+    @property
+    def deque(self) -> str:
+        """The tensor Compute reads."""
+        return _view(self) if self.share else f"{self.queue}.DeQue<{self.ctype}>()"
+
+
+def _view(item: Load | Store) -> str:
+    ctype = item.ctype if isinstance(item, Load) else item.arg.ctype
+    return f"{item.share}[{item.byte_offset}].ReinterpretCast<{ctype}>()"
 
 
 @dataclass(frozen=True)
@@ -108,10 +131,24 @@ class Store:
     offset: int = 0
     chunks: int = 1
     chunk_stride: int = 0
+    share: str = ""  # a shared queue, as Load's
+    byte_offset: int = 0
+    opens: bool = False
+    closes: bool = False
 
     @property
     def scattered(self) -> bool:
         return bool(self.dims or self.chunks > 1)
+
+    @property
+    def alloc(self) -> str:
+        """The tensor Compute writes."""
+        return _view(self) if self.share else f"{self.queue}.AllocTensor<{self.arg.ctype}>()"
+
+    @property
+    def deque(self) -> str:
+        """The tensor the copy out reads."""
+        return _view(self) if self.share else f"{self.queue}.DeQue<{self.arg.ctype}>()"
 
 
 @dataclass(frozen=True)
@@ -154,6 +191,8 @@ class Pass:
     body: tuple[str, ...]
     end: tuple[str, ...]
     loads: tuple[int, ...]  # indices into Part.loads
+    opens: tuple[int, ...] = ()  # loads of a shared queue that allocate / dequeue its buffer in this pass
+    closes: tuple[int, ...] = ()  # ... and that enqueue / free it
 
 
 @dataclass

@@ -57,6 +57,7 @@ class VectorOps:
         if op == "Constant":
             return
         data = data_inputs(node)
+        self._budget(op)  # the spare temporaries vector_ops.yaml `temporaries` gives the op
         if op in ("Shape", "Size"):
             shape = np.asarray(self.shape(node.inputs[0]), dtype=np.int64)
             start, end = node.attrs.get("start", 0), node.attrs.get("end", None)
@@ -712,10 +713,13 @@ class VectorOps:
     # rows ----------------------------------------------------------------------------------------
 
     def _reduce(self, node: Node) -> None:
+        signature = reduction_signature(node, self.k.graph)
+        if signature is not None and not signature.axes:  # axes absent, noop_with_empty_axes: reduces nothing
+            self.values[node.outputs[0]] = self.operand(node.inputs[0])
+            return
         if self.walk == "flat":
             raise LoweringError("a reduction in a flat (elementwise) tile")
         shape = self.shape(node.inputs[0])
-        signature = reduction_signature(node, self.k.graph)
         if signature is None or signature.axes != (len(shape) - 1,):
             raise LoweringError(f"{node.op_type} '{node.name}' is not over the last axis")
         self.values[node.outputs[0]] = self._reduce_rows(node.op_type, self.operand(node.inputs[0]), shape[-1])
@@ -764,6 +768,8 @@ class VectorOps:
         names = {f: a for f, a in zip(recipe["inputs"], node.inputs) if a}
         names.update({f: a for f, a in zip(recipe["outputs"], node.outputs) if a})
         local = lambda n: names.get(n) or f"{node.name}@{op}.{n}"
+        signature = reduction_signature(node, self.k.graph) if node.op_type.startswith("Reduce") else None
+        reduces = signature is None or bool(signature.axes)  # a Reduce* with no axes and noop_with_empty_axes does not
         row_shape = self.shape(node.inputs[0])
         steps: list[Node] = []
         for i, (out, step_op, *args) in enumerate(recipe["steps"]):
@@ -780,10 +786,10 @@ class VectorOps:
                 self.values[constant] = const_scalar(float(value))
                 operands.append(constant)
             target = local(out)
-            if operands is None:
-                steps.append(Node(-1, node.name, "Identity", "", (local(args[0]),), (target,)))
-            else:
-                steps.append(Node(-1, node.name, step_op, "", tuple(operands), (target,)))
+            if operands is None or step_op in REDUCE_KINDS and not reduces:
+                # an absent optional input (or a reduction over no axes): the step passes its first operand on
+                step_op, operands = "Identity", [local(args[0])]
+            steps.append(Node(-1, node.name, step_op, "", tuple(operands), (target,)))
             reduced = step_op in REDUCE_KINDS
             self.step_shapes.setdefault(target, row_shape[:-1] + (1,) if reduced else self._step_shape(operands))
         return steps

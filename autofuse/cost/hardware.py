@@ -58,6 +58,7 @@ class Hardware:
     ub_alignment: int
     max_queue_buffers_per_position: int
     max_queue_buffers_total: int
+    max_kernel_arguments: int  # GM pointers of a kernel entry, workspace and tiling included
     max_double_buffered_inputs: int
     vector_repeat_bytes: int
     sources: dict[str, str]  # field (or "cube_flops.float16", "dma_efficiency.16384") -> "source (confidence X)"
@@ -127,6 +128,7 @@ _SCHEMA: dict[str, dict[str, _Field]] = {
         "ub_alignment": _Field("ub_alignment", "int", _BYTES),
         "queue_buffers_per_position": _Field("max_queue_buffers_per_position", "int", {"buffers": 1}),
         "queue_buffers_total": _Field("max_queue_buffers_total", "int", {"buffers": 1}),
+        "kernel_arguments": _Field("max_kernel_arguments", "int", {"arguments": 1}),
         "double_buffered_inputs": _Field("max_double_buffered_inputs", "int", {"queues": 1}),
         "vector_repeat": _Field("vector_repeat_bytes", "int", _BYTES),
     },

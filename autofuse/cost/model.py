@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from autofuse.cost.hardware import Hardware
+from autofuse.cost.layout import kernel_layout, op_table
 from autofuse.cost.tiling import (
     WHOLE_BROADCAST,
     Tile,
@@ -50,9 +51,6 @@ _FP32_BYTES = 4
 _BOOL = 9  # TensorProto.BOOL
 _COMPARES = frozenset({"Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Equal", "Where", "IsNaN", "IsInf"})
 _REDUCE_SCRATCH = 64
-# Tile-sized fp32 values an op keeps alive inside a kernel besides its inputs (the code generator
-# writes these ops as several vector steps: codegen_templates/vector_ops.yaml `decompose`).
-_INTERNAL_TEMPORARIES = {"LayerNormalization": 2, "LogSoftmax": 2}
 
 def bind_dims(graph: Graph, overrides: Mapping[str, int] | None = None) -> dict[str, int]:
     """A size for every symbolic dim in the graph.
@@ -405,8 +403,9 @@ class CostModel:
                 full.append((value, kind.itemsize))
             else:
                 small.append((value, n * kind.itemsize, kind.itemsize))
-        # The epilogue reads each MatMul result back into UB, a tile at a time (fp32).
-        full += [(m.outputs[0], _FP32_BYTES) for m in matmuls
+        # The epilogue reads each MatMul result back into UB, a tile at a time (in the result's
+        # type: the cube rounds it, codegen/lower.py).
+        full += [(m.outputs[0], self.graph.type_of(m.outputs[0]).itemsize or _FP32_BYTES) for m in matmuls
                  if any(m.outputs[0] in n.inputs for n in nodes if n not in matmuls)]
         outs = [(value, self.graph.type_of(value).itemsize or 4) for value in outputs]
         # Everything but fp32 is converted to fp32 once loaded (a cast buffer each).
@@ -414,8 +413,19 @@ class CostModel:
         temporaries = self._live_temporaries(nodes, produced, outputs, space)
         row_align = 0 if row_len else self._row_align(nodes, matmuls, space)
         compares = any(n.op_type in _COMPARES or (n.op_type == "Cast" and n.attrs.get("to") == _BOOL) for n in nodes)
+        # The Unified Buffer is the generated kernel's (cost/layout.py lays the group out as the
+        # code generator does); the counts above are an estimate for groups it cannot lower.
+        try:
+            layout = kernel_layout(self, nodes, inputs, outputs, rows=bool(row_len or row_align))
+            parts, arguments = layout.parts, layout.arguments
+        except Exception:  # noqa: BLE001 - Unlowerable (no kernel), or a bug there: never lose the plan to it
+            # The estimate, and the kernel's GM arguments: inputs but one-number constants, outputs,
+            # workspace, tiling.
+            parts = None
+            arguments = len(outputs) + 2 + sum(1 for v in inputs if (c := self.graph.constant(v)) is None or c.size != 1)
         return TileRequest(space, tuple(full), tuple(small), tuple(outs), temporaries, casts, row_len=row_len, rows=rows,
-                           row_align=row_align, fixed_extra=self._resident_extra(small), compares=compares)
+                           row_align=row_align, fixed_extra=self._resident_extra(small), compares=compares, parts=parts,
+                           arguments=arguments)
 
     def _resident_extra(self, small: list[tuple[str, int, int]]) -> int:
         """UB a kernel keeps for its small inputs beyond their own bytes: each is held as fp32
@@ -460,7 +470,9 @@ class CostModel:
 
     def _live_temporaries(self, nodes: list[Node], produced: set[str], outputs, space: int) -> int:
         """Most tile-sized intermediate values alive at once while the members run in order
-        (per-row values such as a norm's mean live in the row scratch instead)."""
+        (per-row values such as a norm's mean live in the row scratch instead): the estimate for
+        a group the code generator cannot lower (the others are laid out exactly, layout.py). An
+        op the generator writes as steps keeps one more value alive while they run."""
         last_use: dict[str, int] = {}
         for position, n in enumerate(nodes):
             for value in n.all_inputs:
@@ -473,7 +485,8 @@ class CostModel:
             for value in n.outputs:
                 if value and value not in outputs and value in last_use and (self.numel(value) or 0) >= space:
                     live.add(value)
-            peak = max(peak, len(live), len(live) - 1 + _INTERNAL_TEMPORARIES.get(n.op_type, 1))
+            internal = 2 if n.op_type in op_table()["decompose"] else 1
+            peak = max(peak, len(live), len(live) - 1 + internal)
             live = {v for v in live if last_use.get(v, -1) > position}
         return max(peak, 1)
 

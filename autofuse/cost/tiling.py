@@ -2,18 +2,29 @@
 Buffer, and whether that fits. The cost model prices this tile and the code generator emits
 this tile; nothing else decides it.
 
-A vector kernel walks its iteration space in tiles spread over the vector cores. Per tile it
-keeps, in UB: every full-size input in a queue (double-buffered while at most
-`max_double_buffered_inputs` inputs exist, single-buffered beyond), every full-size output in a
-double-buffered queue, small broadcast inputs once, and fp32 temporaries for each value live at
-the same time (plus one fp32 cast buffer per fp16/bf16 input, since Huawei's kernels compute
-half-precision in fp32). Row kernels (norms, softmax, reductions) need whole rows per tile; a
-row that does not fit is split into chunks, walked once per level of reduction (a stated penalty:
-traffic.py counts a read per pass).
+A vector kernel walks its iteration space in tiles spread over the vector cores. What it keeps in
+UB is the layout the code generator writes (cost/layout.py walks the group as the generator
+does): every streamed input in a queue (double-buffered while at most
+`max_double_buffered_inputs` inputs exist, single-buffered beyond), every output in a
+double-buffered queue, small broadcast inputs resident once (as fp32 rows, and as loaded when
+not fp32), the fp32 temporaries and per-row values the generator's allocator ends up with, and
+the scratch of the instructions it uses. The buffer sizes are the formulas below, which the
+generator (codegen/part.py) reads too: the UB the cost model counts is the UB the kernel takes.
+
+A TPosition holds at most `queue_buffers_per_position` queue buffers and a kernel at most
+`queue_buffers_total` buffers (hardware profile `limits`). Streams beyond the first limit share
+queues: one queue buffer holds the tiles of several tensors side by side (`shared_queues`, the
+rule the generator follows); a kernel that would still need more buffers than the second limit
+is refused where the group is formed (`QueueLimit`, reason `too_many_buffers`), and so is one
+that takes more GM arguments than a launch passes (`ArgumentLimit`, `too_many_arguments`: the
+profile's `kernel_arguments`, CANN's CPU debug launcher's limit). Row kernels
+(norms, softmax, reductions) need whole rows per tile; a row that does not fit is split into
+chunks, walked once per level of reduction (a stated penalty: traffic.py counts a read per pass).
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from autofuse.cost.hardware import Hardware
@@ -27,15 +38,136 @@ BYTES_PER_CORE = 64 * 1024
 def cores_for(moved_bytes: int, cores: int) -> int:
     """How many of `cores` a kernel moving `moved_bytes` spreads over."""
     return min(cores, max(1, -(-moved_bytes // BYTES_PER_CORE)))
-# Per-row scratch a row kernel keeps besides the row itself (reduction results, one 32 B block each).
-_ROW_SCRATCH = 2 * 32
+
+
+# Broadcast inputs up to this size are loaded whole once per kernel (a bias, a norm weight).
+WHOLE_BROADCAST = 16 * 1024
+# A split row keeps its per-row values and the reduction scratch of a chunk besides the chunk
+# buffers (our allowance: the split walk is not laid out exactly, see _split_tile).
+_SPLIT_SCRATCH = 2 * 1024
+# Compare and Select count in 256-byte repeats: a temporary holds a tile rounded up to 64 fp32
+# values, plus 64 more (part.py: the row of slack per-row instructions may touch).
+_REPEAT_ELEMENTS = 64
+
+
+# -- sizes: one formula per kind of buffer, read by the generator as well ------------------------
+
+
+def tile_elements(walk: str, per_tile: int, pitch: int) -> int:
+    """Elements of one tile buffer: rows of `pitch` elements (rows walk), else `per_tile`."""
+    return per_tile * pitch if walk == "rows" else per_tile
+
+
+def temp_elements(tile: int) -> int:
+    """fp32 elements of a tile temporary holding `tile` elements."""
+    return -(-tile // _REPEAT_ELEMENTS) * _REPEAT_ELEMENTS + _REPEAT_ELEMENTS
+
+
+def row_value_elements(walk: str, per_tile: int) -> int:
+    """Elements of a one-value-per-row buffer (room for Compare's 256-byte counts); a split
+    row's values are one element (a whole repeat)."""
+    return _REPEAT_ELEMENTS if walk == "split_row" else -(-per_tile // _REPEAT_ELEMENTS) * _REPEAT_ELEMENTS
+
+
+def ub_bytes(elements: int, itemsize: int, alignment: int = 32) -> int:
+    """Bytes of one UB buffer: InitBuffer rounds every buffer up to the UB alignment."""
+    return -(-elements * itemsize // alignment) * alignment
+
+
+def resident_pitch(width: int, itemsize: int) -> int:
+    """Elements between the rows of a small input kept whole in UB (one decision, read by the
+    cost model's UB count and the code generator's buffers): a row of one element packs (the
+    input is one contiguous run); wider rows start on a 32-byte block both as loaded (`itemsize`)
+    and as the fp32 copy the kernel computes with."""
+    if width == 1:
+        return 1
+    per_block = max(32 // 4, 32 // max(itemsize, 1))
+    return _round_up(width, per_block)
+
+
+def shared_queues(copies: Sequence[int], limit: int) -> list[list[int]]:
+    """Which streams of one TPosition share a queue buffer (indices into `copies`, each stream's
+    buffers). Every stream keeps its own queue while their buffers fit `limit`; beyond it the
+    streams of each buffering share as few queues as needed, neighbours together, the
+    double-buffered ones giving up queues first. Raises ValueError when even one queue per
+    buffering does not fit. The code generator follows this rule (codegen/part.py)."""
+    if sum(copies) <= limit:
+        return [[i] for i in range(len(copies))]
+    kinds = sorted(set(copies), reverse=True)
+    members = {c: [i for i, have in enumerate(copies) if have == c] for c in kinds}
+    queues = {c: len(members[c]) for c in kinds}
+    while sum(c * queues[c] for c in kinds) > limit:
+        shrinking = next((c for c in kinds if queues[c] > 1), None)
+        if shrinking is None:
+            raise ValueError(f"{len(kinds)} queue bufferings need more than {limit} buffers")
+        queues[shrinking] -= 1
+    groups: list[list[int]] = []
+    for c in kinds:
+        base, extra = divmod(len(members[c]), queues[c])
+        start = 0
+        for q in range(queues[c]):
+            size = base + (1 if q < extra else 0)
+            groups.append(members[c][start:start + size])
+            start += size
+    return sorted(groups)
+
+
+# -- the layout of a kernel -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UbAlloc:
+    """One UB allocation of a kernel part, sized by the tile:
+
+    tile               a tile of `itemsize` elements (queues: `position` "in" or "out")
+    temp               an fp32 tile temporary (temp_elements)
+    temp_mask          Compare's bit mask of a tile (a byte per 8 temporary elements)
+    row                one `itemsize` value per tile row (row_value_elements)
+    row_mask           Compare's bit mask of the per-row values
+    row_values_bcast   a number spread over the tile's rows (fp32, rows rounded up to 8)
+    fixed              `elements` of `itemsize`, whatever the tile
+    """
+
+    name: str
+    sizing: str
+    itemsize: int = _FP32
+    copies: int = 1  # queue buffers; 0: the tile's buffering (2, or 1 when single-buffered)
+    position: str = ""  # "in" / "out" for queues, "" for TBufs
+    elements: int = 0  # `fixed` only
+
+    def elements_for(self, walk: str, per_tile: int, pitch: int) -> int:
+        tile = tile_elements(walk, per_tile, pitch)
+        if self.sizing == "tile":
+            return tile
+        if self.sizing == "temp":
+            return temp_elements(tile)
+        if self.sizing == "temp_mask":
+            return temp_elements(tile) // 8
+        if self.sizing == "row":
+            return row_value_elements(walk, per_tile)
+        if self.sizing == "row_mask":
+            return row_value_elements(walk, per_tile) // 8
+        if self.sizing == "row_values_bcast":
+            return -(-per_tile // 8) * 8
+        return self.elements
+
+
+@dataclass(frozen=True)
+class PartLayout:
+    """The allocations of one tile walk of a kernel (a part), independent of the tile size."""
+
+    walk: str  # "flat" | "rows"
+    total: int  # elements (flat) or rows of the part's space
+    width: int  # row length (rows walk; 0 for flat)
+    pitch: int  # elements between tile rows in UB (rows walk)
+    allocs: tuple[UbAlloc, ...]
 
 
 @dataclass(frozen=True)
 class Buffer:
     """One UB allocation of the kernel."""
 
-    name: str  # "in:x", "out:y", "tmp0", "cast:x", "row_scratch"
+    name: str  # "in:x", "out:y", "tmp0", "res:w", "row0", "cmp_mask", ...; shared queues "in:a+b"
     bytes_per_copy: int
     copies: int  # 2 = double-buffered queue
 
@@ -54,10 +186,11 @@ class Tile:
     row_len: int = 0
     cores: int = 1
     tiles: int = 1  # tiles in the whole kernel (over all cores)
-    buffers: tuple[Buffer, ...] = ()
+    buffers: tuple[Buffer, ...] = ()  # the buffers of the part that takes the most UB
     ub_capacity: int = 0
     single_buffered: bool = False
     note: str = ""
+    queue_buffers: int = 0  # buffers of the part that takes the most (queues count each buffer)
 
     @property
     def ub_bytes(self) -> int:
@@ -83,23 +216,29 @@ class TileRequest:
     # (name, bytes, itemsize) of broadcast inputs: loaded whole when small, else a tile's worth
     small_inputs: tuple[tuple[str, int, int], ...]
     outputs: tuple[tuple[str, int], ...]  # (name, itemsize)
-    temporaries: int  # fp32 values live at once
-    casts: int  # half-precision inputs computed in fp32
+    temporaries: int  # fp32 values live at once (only without `parts`)
+    casts: int  # half-precision inputs computed in fp32 (only without `parts`)
     row_len: int = 0  # > 0 for row kernels (norm, softmax, reduction)
     rows: int = 0
     # > 0 for an elementwise kernel that must hold whole rows of this many elements per tile: it
     # broadcasts a value per row or per column, or moves data along the last axis (the code
     # generator walks such a kernel row by row).
     row_align: int = 0
-    # UB the generated kernel keeps besides the tile buffers: fp32 copies of small inputs, rows
-    # padded to 32 B, reduction scratch (bytes).
+    # UB the kernel keeps besides the tile buffers (bytes; only without `parts`).
     fixed_extra: int = 0
-    compares: bool = False  # Compare/Select: a bit mask per element (counted as a byte)
+    compares: bool = False  # Compare/Select: a bit mask per element (only without `parts`)
     extra: tuple[str, ...] = field(default=())
+    # The generated kernel's allocations, per part (cost/layout.py; none: the kernel has no
+    # vector part). None: the fields above describe one part (a request written by hand, or a
+    # group the code generator cannot lower).
+    parts: tuple[PartLayout, ...] | None = None
+    arguments: int = 0  # GM arguments of the kernel entry: inputs, outputs, workspace and tiling
 
 
 class TileOverflow(Exception):
     """Even the smallest legal tile does not fit the usable Unified Buffer."""
+
+    reason = "ub_overflow"
 
     def __init__(self, message: str, buffers: tuple[Buffer, ...], capacity: int) -> None:
         super().__init__(message)
@@ -107,147 +246,251 @@ class TileOverflow(Exception):
         self.capacity = capacity
 
 
+class LimitExceeded(TileOverflow):
+    """The kernel would break a limit of the target's profile (`limits`) other than UB bytes."""
+
+
+class QueueLimit(LimitExceeded):
+    """The kernel would need more UB buffers than the target allows."""
+
+    reason = "too_many_buffers"
+
+
+class ArgumentLimit(LimitExceeded):
+    """The kernel would take more GM arguments than a kernel launch may have."""
+
+    reason = "too_many_arguments"
+
+
 def choose_tile(request: TileRequest, hw: Hardware) -> Tile:
-    """The largest tile that fits the usable UB (raises TileOverflow when none does)."""
+    """The largest tile that fits the usable UB (raises TileOverflow when none does, QueueLimit
+    when the kernel needs more buffers than the target has, ArgumentLimit when it takes more GM
+    arguments than a launch may pass)."""
+    if request.arguments > hw.max_kernel_arguments:
+        raise ArgumentLimit(f"the kernel takes {request.arguments} GM arguments (inputs, outputs, workspace and "
+                            f"tiling), more than the {hw.max_kernel_arguments} a launch passes", (), hw.ub_usable_bytes)
+    parts = request.parts if request.parts is not None else _hand_written(request, hw)
     if request.row_len or request.row_align:
-        return _row_tile(request, hw)
-    return _elementwise_tile(request, hw)
+        tile = _row_tile(request, parts, hw)
+    else:
+        tile = _flat_tile(request, parts, hw)
+    return tile
 
 
-def _align(hw: Hardware, itemsize: int) -> int:
-    """Elements per 32-byte UB block for the widest element in play."""
-    return max(1, hw.ub_alignment // itemsize)
+# -- sizes of a layout -------------------------------------------------------------------------------
 
 
-def _buffers(request: TileRequest, elements: int, hw: Hardware) -> tuple[tuple[Buffer, ...], bool]:
-    single = len(request.full_inputs) > hw.max_double_buffered_inputs
-    buffers = [Buffer(f"in:{name}", _round_up(elements * size, hw.ub_alignment), 1 if single else 2)
-               for name, size in request.full_inputs]
-    buffers += [Buffer(f"in:{name}", _round_up(min(nbytes, elements * size), hw.ub_alignment), 1)
-                for name, nbytes, size in request.small_inputs]
-    buffers += [Buffer(f"out:{name}", _round_up(elements * size, hw.ub_alignment), 2) for name, size in request.outputs]
-    buffers += [Buffer(f"tmp{i}", _temp_bytes(elements), 1) for i in range(request.temporaries)]
-    buffers += [Buffer(f"cast{i}", _temp_bytes(elements), 1) for i in range(request.casts)]
-    if request.compares:
-        buffers.append(Buffer("mask", _round_up(elements, hw.ub_alignment), 1))
-    if request.fixed_extra:
-        buffers.append(Buffer("fixed", _round_up(request.fixed_extra, hw.ub_alignment), 1))
-    return tuple(buffers), single
+def _single(parts: tuple[PartLayout, ...], hw: Hardware) -> bool:
+    """Single-buffered inputs: some part streams more full-size inputs than double buffering
+    leaves queue buffers for."""
+    streams = max((sum(1 for a in p.allocs if a.position == "in" and a.copies == 0) for p in parts), default=0)
+    return streams > hw.max_double_buffered_inputs
 
 
-def _temp_bytes(elements: int) -> int:
-    """An fp32 temporary: Compare/Select counts are rounded up to 256 B, plus one block of it spare."""
-    return _round_up(elements * _FP32, _COMPARE_BYTES) + _COMPARE_BYTES
+def _part_buffers(part: PartLayout, per_tile: int, walk: str, single: bool, hw: Hardware) -> tuple[Buffer, ...]:
+    """The part's buffers at `per_tile` (elements, chunk elements or rows), queues shared as the
+    limits require."""
+    buffers: list[Buffer] = []
+    for position in ("in", "out"):
+        queues = [a for a in part.allocs if a.position == position]
+        copies = [a.copies or (1 if single else 2) for a in queues]
+        try:
+            groups = shared_queues(copies, hw.max_queue_buffers_per_position)
+        except ValueError as exc:
+            raise QueueLimit(f"the {position}put queues cannot share {hw.max_queue_buffers_per_position} buffers: "
+                             f"{exc}", (), hw.ub_usable_bytes) from None
+        for group in groups:
+            size = sum(ub_bytes(queues[i].elements_for(walk, per_tile, part.pitch), queues[i].itemsize,
+                                hw.ub_alignment) for i in group)
+            name = "+".join(queues[i].name for i in group) if len(group) == 1 else \
+                f"{position}:" + "+".join(queues[i].name.split(":", 1)[1] for i in group)
+            buffers.append(Buffer(name, size, copies[group[0]]))
+    for alloc in part.allocs:
+        if not alloc.position:
+            buffers.append(Buffer(alloc.name, ub_bytes(alloc.elements_for(walk, per_tile, part.pitch), alloc.itemsize,
+                                                       hw.ub_alignment), 1))
+    return tuple(buffers)
 
 
-_COMPARE_BYTES = 256
+def _worst(parts: tuple[PartLayout, ...], per_tile: Callable[[PartLayout], int], walk: Callable[[PartLayout], str],
+           single: bool, hw: Hardware) -> tuple[Buffer, ...]:
+    """The buffers of the part that takes the most UB."""
+    found: tuple[Buffer, ...] = ()
+    for part in parts:
+        buffers = _part_buffers(part, per_tile(part), walk(part), single, hw)
+        if not found or sum(b.total for b in buffers) > sum(b.total for b in found):
+            found = buffers
+    return found
 
 
-def _per_element(request: TileRequest, hw: Hardware) -> int:
-    single = len(request.full_inputs) > hw.max_double_buffered_inputs
-    inputs = sum(size for _, size in request.full_inputs) * (1 if single else 2)
-    outputs = sum(size for _, size in request.outputs) * 2
-    masks = 1 if request.compares else 0
-    return inputs + outputs + _FP32 * (request.temporaries + request.casts) + masks + _large_broadcast(request)
+def _check_buffers(parts: tuple[PartLayout, ...], per_tile, walk, single: bool, hw: Hardware) -> int:
+    """The most buffers a part takes (a queue counts each of its buffers); QueueLimit beyond
+    the profile's `queue_buffers_total`."""
+    most = 0
+    for part in parts:
+        buffers = _part_buffers(part, per_tile(part), walk(part), single, hw)
+        count = sum(b.copies for b in buffers)
+        if count > hw.max_queue_buffers_total:
+            names = ", ".join(b.name for b in buffers[:8])
+            raise QueueLimit(f"the kernel needs {count} UB buffers, more than the {hw.max_queue_buffers_total} a kernel "
+                             f"may have on {hw.name} ({names}, ...)", buffers, hw.ub_usable_bytes)
+        most = max(most, count)
+    return most
 
 
-def _large_broadcast(request: TileRequest) -> int:
-    """Broadcast inputs too big to keep whole take a tile's worth per element (single copy)."""
-    return sum(size for _, nbytes, size in request.small_inputs if nbytes > WHOLE_BROADCAST)
-
-
-def _fixed(request: TileRequest, hw: Hardware) -> int:
-    whole = sum(_round_up(nbytes, hw.ub_alignment) for _, nbytes, _ in request.small_inputs
-                if nbytes <= WHOLE_BROADCAST)
-    padding = 2 * _COMPARE_BYTES * (request.temporaries + request.casts)
-    return whole + padding + _round_up(request.fixed_extra, hw.ub_alignment)
-
-
-# Broadcast inputs up to this size are loaded whole once per kernel (a bias, a norm weight).
-WHOLE_BROADCAST = 16 * 1024
-
-
-def resident_pitch(width: int, itemsize: int) -> int:
-    """Elements between the rows of a small input kept whole in UB (one decision, read by the
-    cost model's UB count and the code generator's buffers): a row of one element packs (the
-    input is one contiguous run); wider rows start on a 32-byte block both as loaded (`itemsize`)
-    and as the fp32 copy the kernel computes with."""
-    if width == 1:
-        return 1
-    per_block = max(32 // 4, 32 // max(itemsize, 1))
-    return _round_up(width, per_block)
+def _largest(fits: Callable[[int], bool], low: int, high: int) -> int:
+    """The largest n in [low, high] with fits(n) (fits is monotone, fits(low) holds)."""
+    while low < high:
+        mid = (low + high + 1) // 2
+        if fits(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return low
 
 
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def _elementwise_tile(request: TileRequest, hw: Hardware) -> Tile:
-    widest = max([size for _, size in (*request.full_inputs, *request.outputs)] + [1])
-    align = _align(hw, widest)
-    per_element = max(_per_element(request, hw), 1)
-    room = hw.ub_usable_bytes - _fixed(request, hw) - _ROUNDING_SLACK * (len(request.full_inputs) + len(request.outputs))
-    fit = (room // per_element) // align * align
-    if fit < align:
-        buffers, _ = _buffers(request, align, hw)
-        raise TileOverflow(f"even a {align}-element tile needs {sum(b.total for b in buffers)} B of UB", buffers,
-                           hw.ub_usable_bytes)
-    io_bytes = sum(size for _, size in (*request.full_inputs, *request.outputs)) or 1
-    cores = cores_for(request.space * io_bytes, hw.aiv_cores)
+def _io_bytes(request: TileRequest) -> int:
+    return sum(size for _, size in (*request.full_inputs, *request.outputs)) or 1
+
+
+def _note(parts: tuple[PartLayout, ...], single: bool, hw: Hardware) -> str:
+    shared = []
+    for part in parts:
+        for position in ("in", "out"):
+            copies = [a.copies or (1 if single else 2) for a in part.allocs if a.position == position]
+            groups = shared_queues(copies, hw.max_queue_buffers_per_position)
+            if len(groups) < len(copies):
+                shared.append(f"{len(copies)} {position}put streams share {len(groups)} queues")
+    return "; ".join(dict.fromkeys(shared))
+
+
+# -- the walks ---------------------------------------------------------------------------------------
+
+
+def _flat_tile(request: TileRequest, parts: tuple[PartLayout, ...], hw: Hardware) -> Tile:
+    widest = max([a.itemsize for p in parts for a in p.allocs if a.sizing == "tile"] + [1])
+    align = max(1, hw.ub_alignment // widest)
+    single = _single(parts, hw)
+    cores = cores_for(request.space * _io_bytes(request), hw.aiv_cores)
     per_core = _round_up(-(-request.space // cores), align) if request.space else align
-    elements = max(align, min(fit, per_core))
+    flat = lambda _p: "flat"  # noqa: E731
+
+    def buffers(elements: int) -> tuple[Buffer, ...]:
+        return _worst(parts, lambda p: max(1, min(elements, p.total)), flat, single, hw)
+
+    def fits(blocks: int) -> bool:
+        return sum(b.total for b in buffers(blocks * align)) <= hw.ub_usable_bytes
+
+    if not fits(1):
+        smallest = buffers(align)
+        raise TileOverflow(f"even a {align}-element tile needs {sum(b.total for b in smallest)} B of UB", smallest,
+                           hw.ub_usable_bytes)
+    elements = _largest(fits, 1, max(1, per_core // align)) * align
     tiles = max(1, -(-request.space // elements))
-    buffers, single = _buffers(request, elements, hw)
-    return Tile("elementwise", elements, cores=min(cores, tiles), tiles=tiles, buffers=buffers,
-                ub_capacity=hw.ub_usable_bytes, single_buffered=single)
+    count = _check_buffers(parts, lambda p: max(1, min(elements, p.total)), flat, single, hw)
+    return Tile("elementwise", elements, cores=min(cores, tiles), tiles=tiles, buffers=buffers(elements),
+                ub_capacity=hw.ub_usable_bytes, single_buffered=single, note=_note(parts, single, hw),
+                queue_buffers=count)
 
 
-# Alignment rounding can add up to one 32 B block per queue buffer; keep that much room.
-_ROUNDING_SLACK = 64
-# A split row keeps its per-row values (one 256 B block each, room for 4) and the reduction
-# scratch of a chunk besides the chunk buffers.
-_SPLIT_SCRATCH = 2 * 1024
-
-
-def _row_tile(request: TileRequest, hw: Hardware) -> Tile:
-    # A row kernel, or an elementwise kernel walked in whole rows (`row_align`, no row scratch).
+def _row_tile(request: TileRequest, parts: tuple[PartLayout, ...], hw: Hardware) -> Tile:
+    # A row kernel, or an elementwise kernel walked in whole rows (`row_align`).
     row_len = request.row_len or request.row_align
     total_rows = request.rows or max(1, request.space // row_len)
-    scratch = _ROW_SCRATCH if request.row_len else 0
-    # Rows start 32 B-aligned in UB: a row occupies its length rounded up to the narrowest
-    # element's 32 B block.
-    narrowest = min([size for _, size in (*request.full_inputs, *request.outputs)] + [_FP32])
-    pitch = _round_up(row_len, _align(hw, narrowest))
-    row_bytes = _per_element(request, hw) * pitch + scratch
-    room = hw.ub_usable_bytes - _fixed(request, hw) - _ROUNDING_SLACK * (len(request.full_inputs) + len(request.outputs) + 2)
-    rows_fit = room // row_bytes
-    if rows_fit >= 1:
-        io_bytes = sum(size for _, size in (*request.full_inputs, *request.outputs)) or 1
-        cores = cores_for(total_rows * row_len * io_bytes, hw.aiv_cores)
+    single = _single(parts, hw)
+    rows_walk = lambda _p: "rows"  # noqa: E731
+
+    def per_part(rows: int) -> Callable[[PartLayout], int]:
+        # The generator walks each part in rows of its own width: `rows_per_tile` rows for a row
+        # kernel, the tile's elements in rows of the part's width for an elementwise one.
+        if request.row_len:
+            return lambda p: max(1, min(rows, p.total))
+        return lambda p: max(1, min(rows * row_len // max(p.width, 1), p.total))
+
+    def buffers(rows: int) -> tuple[Buffer, ...]:
+        return _worst(parts, per_part(rows), rows_walk, single, hw)
+
+    def fits(rows: int) -> bool:
+        return sum(b.total for b in buffers(rows)) <= hw.ub_usable_bytes
+
+    if fits(1):
+        cores = cores_for(total_rows * row_len * _io_bytes(request), hw.aiv_cores)
         per_core = max(1, -(-total_rows // cores))
-        rows = int(min(rows_fit, per_core))
+        rows = _largest(fits, 1, per_core)
         tiles = max(1, -(-total_rows // rows))
-        buffers, single = _buffers(request, rows * pitch, hw)
-        if scratch:
-            buffers = (*buffers, Buffer("row_scratch", scratch * rows, 1))
+        count = _check_buffers(parts, per_part(rows), rows_walk, single, hw)
         return Tile("rows" if request.row_len else "elementwise", rows * row_len, rows=rows, row_len=row_len,
-                    cores=min(cores, tiles), tiles=tiles, buffers=buffers, ub_capacity=hw.ub_usable_bytes,
-                    single_buffered=single)
+                    cores=min(cores, tiles), tiles=tiles, buffers=buffers(rows), ub_capacity=hw.ub_usable_bytes,
+                    single_buffered=single, note=_note(parts, single, hw), queue_buffers=count)
     if not request.row_len:
-        buffers, _ = _buffers(request, pitch, hw)
-        raise TileOverflow(f"one row of {row_len} elements needs {sum(b.total for b in buffers)} B of UB "
-                           "and this kernel walks whole rows", buffers, hw.ub_usable_bytes)
-    # Split rows: chunks of a row, reduce over the chunks, then a second pass re-reads them.
-    chunk_request = TileRequest(request.row_len, request.full_inputs, request.small_inputs, request.outputs,
-                                request.temporaries, request.casts, compares=request.compares,
-                                fixed_extra=request.fixed_extra + _SPLIT_SCRATCH)
-    chunk = _elementwise_tile(chunk_request, hw)
-    chunks = math.ceil(request.row_len / chunk.elements)
-    buffers = (*chunk.buffers, Buffer("row_scratch", _ROW_SCRATCH, 1))
+        smallest = buffers(1)
+        raise TileOverflow(f"one row of {row_len} elements needs {sum(b.total for b in smallest)} B of UB "
+                           "and this kernel walks whole rows", smallest, hw.ub_usable_bytes)
+    return _split_tile(request, parts, single, hw)
+
+
+def _split_tile(request: TileRequest, parts: tuple[PartLayout, ...], single: bool, hw: Hardware) -> Tile:
+    """Split rows: chunks of a row, reduce over the chunks, then a second pass re-reads them.
+    The chunk keeps the row walk's allocations at chunk size (per-row values one repeat each)
+    plus an allowance for the split's own per-row values and chunk reduction scratch."""
+    widest = max([a.itemsize for p in parts for a in p.allocs if a.sizing == "tile"] + [1])
+    align = max(1, hw.ub_alignment // widest)
+    split = lambda _p: "split_row"  # noqa: E731
+    allowance = UbAlloc("split_scratch", "fixed", 1, elements=_SPLIT_SCRATCH)
+    chunked = tuple(PartLayout(p.walk, p.total, p.width, p.pitch, (*p.allocs, allowance)) for p in parts)
+
+    def buffers(elements: int) -> tuple[Buffer, ...]:
+        return _worst(chunked, lambda p: max(1, min(elements, p.width or elements)), split, single, hw)
+
+    def fits(blocks: int) -> bool:
+        return sum(b.total for b in buffers(blocks * align)) <= hw.ub_usable_bytes
+
+    if not fits(1):
+        smallest = buffers(align)
+        raise TileOverflow(f"even a {align}-element chunk of a row needs {sum(b.total for b in smallest)} B of UB",
+                           smallest, hw.ub_usable_bytes)
+    cores_chunk = cores_for(request.row_len * _io_bytes(request), hw.aiv_cores)
+    per_core = _round_up(-(-request.row_len // cores_chunk), align)
+    elements = _largest(fits, 1, max(1, per_core // align)) * align
+    chunks = math.ceil(request.row_len / elements)
     tiles = request.rows * chunks
-    io_bytes = sum(size for _, size in (*request.full_inputs, *request.outputs)) or 1
-    cores = min(cores_for(request.rows * request.row_len * io_bytes, hw.aiv_cores), request.rows)
-    return Tile("split_row", chunk.elements, rows=1, row_len=request.row_len, cores=cores,
-                tiles=tiles, buffers=buffers, ub_capacity=hw.ub_usable_bytes, single_buffered=chunk.single_buffered,
-                note=f"a row of {request.row_len} elements does not fit: {chunks} chunks per row, "
-                     "read once per reduction pass")
+    cores = min(cores_for(request.rows * request.row_len * _io_bytes(request), hw.aiv_cores), request.rows)
+    count = _check_buffers(chunked, lambda p: max(1, min(elements, p.width or elements)), split, single, hw)
+    note = f"a row of {request.row_len} elements does not fit: {chunks} chunks per row, read once per reduction pass"
+    shared = _note(parts, single, hw)
+    return Tile("split_row", elements, rows=1, row_len=request.row_len, cores=cores, tiles=tiles,
+                buffers=buffers(elements), ub_capacity=hw.ub_usable_bytes, single_buffered=single,
+                note=f"{note}; {shared}" if shared else note, queue_buffers=count)
+
+
+# -- a request written by hand ---------------------------------------------------------------------
+
+
+def _hand_written(request: TileRequest, hw: Hardware) -> tuple[PartLayout, ...]:
+    """One part holding what a request without a layout lists: its full inputs and large
+    broadcasts streamed, small broadcasts whole, its outputs, temporaries, casts and mask."""
+    allocs = [UbAlloc(f"in:{name}", "tile", size, 0, "in") for name, size in request.full_inputs]
+    for name, nbytes, size in request.small_inputs:
+        if nbytes > WHOLE_BROADCAST:
+            allocs.append(UbAlloc(f"in:{name}", "tile", size, 1, "in"))
+        else:
+            allocs.append(UbAlloc(f"res:{name}", "fixed", 1, elements=nbytes))
+    allocs += [UbAlloc(f"out:{name}", "tile", size, 2, "out") for name, size in request.outputs]
+    allocs += [UbAlloc(f"tmp{i}", "temp") for i in range(request.temporaries + request.casts)]
+    if request.compares:
+        allocs.append(UbAlloc("cmp_mask", "temp_mask", 1))
+    if request.fixed_extra:
+        allocs.append(UbAlloc("fixed", "fixed", 1, elements=request.fixed_extra))
+    row_len = request.row_len or request.row_align
+    if not row_len:
+        return (PartLayout("flat", request.space, 0, 0, tuple(allocs)),)
+    narrowest = min([size for _, size in (*request.full_inputs, *request.outputs)] + [_FP32])
+    pitch = _round_up(row_len, max(1, hw.ub_alignment // narrowest))
+    if request.row_len:
+        allocs.append(UbAlloc("row_scratch", "row"))
+    rows = request.rows or max(1, request.space // row_len)
+    return (PartLayout("rows", rows, row_len, pitch, tuple(allocs)),)

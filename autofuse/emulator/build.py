@@ -64,6 +64,7 @@ class EmulatorTarget:
     queue_buffers_per_position: int
     queue_buffers_total: int
     repeat_bytes: int
+    kernel_arguments: int
 
     def defines(self) -> list[str]:
         return [
@@ -73,6 +74,7 @@ class EmulatorTarget:
             f"-DAUTOFUSE_EMU_QUE_BUFFERS_PER_POSITION={self.queue_buffers_per_position}",
             f"-DAUTOFUSE_EMU_QUE_BUFFERS_TOTAL={self.queue_buffers_total}",
             f"-DAUTOFUSE_EMU_REPEAT_BYTES={self.repeat_bytes}",
+            f"-DAUTOFUSE_EMU_KERNEL_ARGS={self.kernel_arguments}",
         ]
 
 
@@ -92,7 +94,8 @@ def target_for(hardware: Hardware | str | Path) -> EmulatorTarget:
         raise InputError(f"hardware profile '{hw.name}': no __NPU_ARCH__ known for it in {_TARGETS_FILE} "
                          f"(known: {', '.join(archs)})")
     return EmulatorTarget(hw.name, archs[hw.name], hw.ub_usable_bytes, hw.ub_alignment,
-                          hw.max_queue_buffers_per_position, hw.max_queue_buffers_total, hw.vector_repeat_bytes)
+                          hw.max_queue_buffers_per_position, hw.max_queue_buffers_total, hw.vector_repeat_bytes,
+                          hw.max_kernel_arguments)
 
 
 # -- building ------------------------------------------------------------------------------------

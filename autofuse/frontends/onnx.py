@@ -1,16 +1,18 @@
 """ONNX front end: a model file or ModelProto -> (validated ModelProto, ir.Graph).
 
-This and `rewrite/onnx.py` are the only modules that read ONNX protobuf structures. Loading never
-changes the model: the rewrite stage starts from the same ModelProto and only replaces the nodes
-that it fuses, so initializers, external data, metadata, opset imports, local functions and
-subgraphs survive untouched.
+This and `rewrite/onnx.py` are the only modules that read ONNX protobuf structures. Loading changes
+nothing but node names (every main-graph node gets a unique, non-empty name, and duplicate names in
+subgraphs and function bodies are made unique, because onnxruntime refuses duplicates; see
+`_validate_names`): the rewrite stage starts from that ModelProto and only replaces the nodes that
+it fuses, so initializers, external data, metadata, opset imports, local functions and subgraphs
+survive untouched.
 """
 from __future__ import annotations
 
 import functools
 import heapq
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,18 +36,36 @@ SMALL_CONSTANT_ELEMENTS = 4096
 class LoadedModel:
     """The validated input model, the IR built from it, and where its external data lives."""
 
-    model: onnx.ModelProto
+    model: onnx.ModelProto  # the input, with the node names of `renamed` changed (a copy if any)
     graph: Graph
     source: str  # file path or "<ModelProto>", used in messages
     base_dir: Path | None  # directory external-data locations are relative to
+    renamed: tuple[Renamed, ...] = ()  # nodes whose name differs from the input's, in graph order
+
+
+@dataclass(frozen=True)
+class Renamed:
+    """A node written under another name than the input's (report.json `renamed_nodes`)."""
+
+    graph: str  # "main graph", "function 'F' (domain 'd')", "subgraph 'body' of node 'loop' (Loop) in ..."
+    index: int  # the node's position in that graph's (or function's) node list
+    op_type: str
+    old: str  # "" for a node without a name
+    new: str
+    path: tuple = field(default=(), repr=False, compare=False)  # where the NodeProto is (_node_in)
+
+    def entry(self) -> dict:
+        return {"graph": self.graph, "index": self.index, "op_type": self.op_type, "old": self.old, "new": self.new}
 
 
 def load_onnx(model: onnx.ModelProto | str | os.PathLike) -> LoadedModel:
-    """Read and validate an ONNX model and build its IR. Raises InputError on bad input."""
+    """Read and validate an ONNX model and build its IR. Raises InputError on bad input.
+
+    A ModelProto passed in is never changed: when node names must change, they change in a copy."""
     if isinstance(model, onnx.ModelProto):
-        return _build(model, "<ModelProto>", None)
+        return _build(model, "<ModelProto>", None, owned=False)
     path = Path(model)
-    return _build(_read_model(path), str(path), path.resolve().parent)
+    return _build(_read_model(path), str(path), path.resolve().parent, owned=True)
 
 
 def _read_model(path: Path) -> onnx.ModelProto:
@@ -64,12 +84,16 @@ def _read_model(path: Path) -> onnx.ModelProto:
     return model
 
 
-def _build(model: onnx.ModelProto, source: str, base_dir: Path | None) -> LoadedModel:
+def _build(model: onnx.ModelProto, source: str, base_dir: Path | None, *, owned: bool) -> LoadedModel:
     _check_header(model, source)
     opset = _default_opset(model, source)
     protos = list(model.graph.node)  # one wrapper per node, read by every step below
+    renamed = _validate_names(model, protos, source)
     implicit = [_implicit_inputs(node) for node in protos]
     order = _topological_order(model.graph, protos, implicit, source)
+    if renamed:
+        model = _apply_names(model, renamed, owned)
+        protos = list(model.graph.node)
     values = _value_types(model, source)
     graph = Graph(
         nodes=tuple(_to_node(i, protos[src], src, implicit[src]) for i, src in enumerate(order)),
@@ -82,7 +106,8 @@ def _build(model: onnx.ModelProto, source: str, base_dir: Path | None) -> Loaded
         opset=opset,
         name=model.graph.name,
     )
-    return LoadedModel(model=model, graph=complete_shapes(graph), source=source, base_dir=base_dir)
+    return LoadedModel(model=model, graph=complete_shapes(graph), source=source, base_dir=base_dir,
+                       renamed=tuple(renamed))
 
 
 def _check_header(model: onnx.ModelProto, source: str) -> None:
@@ -107,6 +132,190 @@ def _default_opset(model: onnx.ModelProto, source: str) -> int:
             f"(supported: {MIN_OPSET}-{MAX_OPSET})"
         )
     return opset
+
+
+# -- single assignment and node names -----------------------------------------------------------
+#
+# One pass over every scope (the main graph, each model-local function, each If/Loop/Scan body at
+# any depth) with a dict per scope: what onnx.checker's single-assignment rules reject, plus what
+# it lets through (a subgraph redefining a name its enclosing graph defines after the node that
+# holds the subgraph, which breaks once nodes are reordered), each error naming the value, both
+# definitions and the scope. Node names are not checked but made unique (see `_unique_names`).
+
+_GRAPH_INPUT, _INITIALIZER, _SPARSE_INITIALIZER, _FUNCTION_INPUT = -1, -2, -3, -4
+_AS = {_GRAPH_INPUT: "as a graph input", _INITIALIZER: "as an initializer",
+       _SPARSE_INITIALIZER: "as a sparse initializer", _FUNCTION_INPUT: "as a function input"}
+
+
+class _Scope:
+    """The values one graph or function body defines: name -> a position in `nodes` (the node
+    that writes it) or one of the negative kinds above."""
+
+    __slots__ = ("where", "nodes", "parent", "defined")
+
+    def __init__(self, where: str, nodes, parent: _Scope | None) -> None:
+        self.where, self.nodes, self.parent, self.defined = where, nodes, parent, {}
+
+    def definer(self, who: int) -> str:
+        return _AS[who] if who < 0 else f"by {_node_at(self.nodes[who], who)}"
+
+    def enclosing(self, name: str) -> _Scope | None:
+        scope = self.parent
+        while scope is not None and name not in scope.defined:
+            scope = scope.parent
+        return scope
+
+
+def _node_at(node: onnx.NodeProto, index: int) -> str:
+    return f"node '{node.name}' ({node.op_type}, #{index})" if node.name else f"node #{index} ({node.op_type})"
+
+
+def _validate_names(model: onnx.ModelProto, protos: list[onnx.NodeProto], source: str) -> list[Renamed]:
+    """Reject a value defined twice in a scope, or redefined by a subgraph; return the node names
+    that must change (nothing is changed here)."""
+    renamed: list[Renamed] = []
+    main = _Scope("main graph", protos, None)
+    _define_graph(model.graph, main, source)
+    renamed.extend(_unique_names(protos, main.where, ("graph",), fill_empty=True))
+    _check_subgraphs(main, ("graph",), source, renamed)
+    for number, function in enumerate(model.functions):
+        nodes = list(function.node)
+        scope = _Scope(f"function '{function.name}' (domain '{function.domain}')", nodes, None)
+        for name in function.input:
+            _define(scope, name, _FUNCTION_INPUT, source)
+        _define_nodes(scope, source)
+        renamed.extend(_unique_names(nodes, scope.where, ("function", number), fill_empty=False))
+        _check_subgraphs(scope, ("function", number), source, renamed)
+    return renamed
+
+
+def _define_graph(graph: onnx.GraphProto, scope: _Scope, source: str) -> None:
+    for info in graph.input:
+        _define(scope, info.name, _GRAPH_INPUT, source)
+    for tensor in graph.initializer:
+        _define(scope, tensor.name, _INITIALIZER, source)
+    for sparse in graph.sparse_initializer:
+        _define(scope, sparse.values.name, _SPARSE_INITIALIZER, source)
+    _define_nodes(scope, source)
+
+
+def _define(scope: _Scope, name: str, who: int, source: str) -> None:
+    if not name:
+        return
+    defined = scope.defined
+    before = defined.get(name)
+    if before is None:
+        defined[name] = who
+    elif before == _GRAPH_INPUT and who in (_INITIALIZER, _SPARSE_INITIALIZER):
+        defined[name] = who  # an initializer gives a graph input its default value: allowed
+    else:
+        _defined_twice(scope, name, before, who, source)
+
+
+def _define_nodes(scope: _Scope, source: str) -> None:
+    defined = scope.defined
+    enclosing = scope.parent is not None
+    for index, node in enumerate(scope.nodes):
+        for name in node.output:
+            if not name:
+                continue  # an omitted optional output
+            if name in defined:
+                _defined_twice(scope, name, defined[name], index, source)
+            if enclosing:
+                outer = scope.enclosing(name)
+                if outer is not None:
+                    raise InputError(
+                        f"{source}: value '{name}' is defined by {_node_at(node, index)} in {scope.where}, "
+                        f"and its enclosing {outer.where} defines it too, {outer.definer(outer.defined[name])} "
+                        "(a subgraph may read outer values, not redefine them)"
+                    )
+            defined[name] = index
+
+
+def _defined_twice(scope: _Scope, name: str, first: int, second: int, source: str) -> None:
+    if first == second and first >= 0:
+        what = f"written twice by {_node_at(scope.nodes[first], first)}"
+    elif first == second:
+        what = f"declared twice {_AS[first]}"
+    else:
+        what = f"defined twice, {scope.definer(first)} and {scope.definer(second)}"
+    raise InputError(f"{source}: value '{name}' is {what}, in {scope.where} (every value must have exactly "
+                     "one definition)")
+
+
+def _check_subgraphs(scope: _Scope, path: tuple, source: str, renamed: list[Renamed]) -> None:
+    """Check every subgraph of the scope's nodes, once the scope itself is fully defined (a
+    subgraph may not redefine an enclosing name, wherever in the enclosing graph it is defined)."""
+    for index, node in enumerate(scope.nodes):
+        if not node.attribute:
+            continue
+        for slot, attr in enumerate(node.attribute):
+            if attr.type == onnx.AttributeProto.GRAPH:
+                graphs = [(-1, attr.g)]
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                graphs = list(enumerate(attr.graphs))
+            else:
+                continue
+            for number, graph in graphs:
+                label = attr.name if number < 0 else f"{attr.name}[{number}]"
+                nodes = list(graph.node)
+                sub = _Scope(f"subgraph '{label}' of {_node_at(node, index)} in {scope.where}", nodes, scope)
+                _define_graph(graph, sub, source)
+                where = (*path, index, slot, number)
+                renamed.extend(_unique_names(nodes, sub.where, where, fill_empty=False))
+                _check_subgraphs(sub, where, source, renamed)
+
+
+def _unique_names(nodes: list[onnx.NodeProto], where: str, path: tuple, *, fill_empty: bool) -> list[Renamed]:
+    """The renames that make the node names of one graph unique (onnxruntime refuses a graph or
+    function body with two nodes of one name). A name's first node keeps it; later ones become
+    `name_1`, `name_2`, ... With `fill_empty` (the main graph, whose nodes the report names), a node
+    without a name gets `<op_type>_<position>`. A new name never takes a name the graph uses."""
+    names = [node.name for node in nodes]
+    taken = set(names)
+    if len(taken) == len(names) and (not fill_empty or "" not in taken):
+        return []
+    seen: set[str] = set()
+    renames: list[Renamed] = []
+    for index, (node, name) in enumerate(zip(nodes, names)):
+        if name and name not in seen:
+            seen.add(name)
+            continue
+        if not name and not fill_empty:
+            continue
+        base = name or f"{node.op_type}_{index}"
+        new, suffix = base, 0
+        while new in taken:
+            suffix += 1
+            new = f"{base}_{suffix}"
+        taken.add(new)
+        seen.add(new)
+        renames.append(Renamed(where, index, node.op_type, name, new, path))
+    return renames
+
+
+def _apply_names(model: onnx.ModelProto, renamed: list[Renamed], owned: bool) -> onnx.ModelProto:
+    """The model with the new node names: changed in place when the model is ours (read from a
+    file), in a copy otherwise."""
+    if not owned:
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        model = copy
+    for item in renamed:
+        _node_in(model, item.path, item.index).name = item.new
+    return model
+
+
+def _node_in(model: onnx.ModelProto, path: tuple, index: int) -> onnx.NodeProto:
+    """The node at `index` of the graph `path` leads to: ("graph", ...) or ("function", number, ...),
+    then (node, attribute, graph number or -1) per subgraph level."""
+    nodes = model.graph.node if path[0] == "graph" else model.functions[path[1]].node
+    steps = path[1:] if path[0] == "graph" else path[2:]
+    for at in range(0, len(steps), 3):
+        node, slot, number = steps[at:at + 3]
+        attr = nodes[node].attribute[slot]
+        nodes = (attr.g if number < 0 else attr.graphs[number]).node
+    return nodes[index]
 
 
 # -- topology ---------------------------------------------------------------------------------
@@ -250,6 +459,7 @@ def _to_node(node_id: int, proto: onnx.NodeProto, source_index: int, implicit: t
     op_type = proto.op_type
     return Node(
         id=node_id,
+        # In the main graph always proto.name: _validate_names made every name there unique and non-empty.
         name=proto.name or f"{op_type}_{source_index}",
         op_type=op_type,
         domain=proto.domain,
@@ -468,3 +678,22 @@ def _constant_node_value(node: onnx.NodeProto) -> np.ndarray | None:
         if attr.name == "value_ints":
             return np.array(list(attr.ints), dtype=np.int64)
     return None
+
+
+def subgraph_ir(attr: object, opset: int) -> Graph | None:
+    """The IR of a graph attribute (an If branch, a Loop or Scan body) for the shape evaluator, or
+    None when `attr` is not one. Nodes keep the body's order (ONNX requires it topological); the
+    values are typed from the body's initializers only."""
+    if not isinstance(attr, onnx.AttributeProto) or attr.type != onnx.AttributeProto.GRAPH:
+        return None
+    body = attr.g
+    return Graph(
+        nodes=tuple(_to_node(i, proto, i, _implicit_inputs(proto)) for i, proto in enumerate(body.node)),
+        values={t.name: TensorType(dtype_name(t.data_type), tuple(t.dims)) for t in body.initializer},
+        inputs=tuple(v.name for v in body.input),
+        outputs=tuple(v.name for v in body.output),
+        initializers=frozenset(t.name for t in body.initializer),
+        constant_values=_small_constants(body),
+        opset=opset,
+        name=body.name,
+    )

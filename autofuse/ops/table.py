@@ -78,10 +78,16 @@ NO_KERNEL_OPS = frozenset("Constant Identity Reshape Squeeze Unsqueeze Flatten S
 
 
 def op_class(node: Node) -> OpClass:
-    """The fusion class of a node; anything outside the default domain is OPAQUE."""
+    """The fusion class of a node; anything outside the default domain is OPAQUE. A Reduce* whose
+    optional `axes` input is absent and that has noop_with_empty_axes set reduces nothing: it is
+    elementwise (ReduceSumSquare squares, ReduceL1 takes the absolute value, the others copy)."""
     if node.domain not in ("", "ai.onnx"):
         return OpClass.OPAQUE
-    return OP_CLASS.get(node.op_type, OpClass.OPAQUE)
+    kind = OP_CLASS.get(node.op_type, OpClass.OPAQUE)
+    if kind == OpClass.REDUCTION and node.attrs.get("noop_with_empty_axes", 0) and node.op_type.startswith("Reduce") \
+            and not (len(node.inputs) > 1 and node.inputs[1]) and not node.attrs.get("axes"):
+        return OpClass.ELEMENTWISE
+    return kind
 
 
 def reads_only_metadata(node: Node) -> bool:

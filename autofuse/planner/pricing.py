@@ -3,7 +3,9 @@
 A candidate is kept when its estimated time as one kernel is below the summed time of its
 members as separate kernels and its tile fits the Unified Buffer. A merged candidate that does
 not pay (or does not fit) is split back into the candidates it was made of, which are priced in
-turn; any other candidate that does not pay is refused with the numbers behind the refusal.
+turn; an automatic group whose kernel would need more UB buffers or GM arguments than the
+target allows is split into the longest runs of its members that stay within the limits; any
+other candidate that does not pay is refused with the numbers behind the refusal.
 """
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ import math
 from dataclasses import dataclass, replace
 
 from autofuse.candidates.auto import Candidate, Refusal
-from autofuse.candidates.decision import NO_BENEFIT, UB_OVERFLOW, UNKNOWN_SHAPE
+from autofuse.candidates.decision import NO_BENEFIT, TOO_MANY_ARGUMENTS, TOO_MANY_BUFFERS, UNKNOWN_SHAPE
 from autofuse.cost.model import CostModel, Estimate, UnknownShape, group_scheme
-from autofuse.cost.tiling import TileOverflow
+from autofuse.cost.tiling import LimitExceeded, TileOverflow
 from autofuse.ir.graph import Graph
+from autofuse.ops.table import OpClass, op_class
 from autofuse.planner.merge import VIEWS, Merged, candidate_of, has_matmul
 
 
@@ -47,9 +50,53 @@ def price_candidates(graph: Graph, model: CostModel, items: list, node_time: lis
             kept.append(replace(verdict, item=item))
         elif isinstance(item, Merged):
             pending.extend(item.parts)  # the bigger group did not pay: try its parts
+        elif verdict.reason in (TOO_MANY_BUFFERS, TOO_MANY_ARGUMENTS) and candidate.rule is None:
+            runs = _runs(graph, model, candidate, boundary)
+            refusals.append(replace(verdict, detail=f"{verdict.detail}; split into {len(runs)} groups"))
+            pending.extend(runs)
         else:
             refusals.append(verdict)
     return sorted(kept, key=lambda p: min(p.candidate.members))
+
+
+def _runs(graph: Graph, model: CostModel, candidate: Candidate, boundary) -> list[Candidate]:
+    """The candidate's members cut into the longest runs (in topological order) whose kernels
+    stay within the target's limits (UB buffers, GM arguments). A run of a convex group is convex: a path leaving it
+    and coming back would pass a member between two of its members, which the run holds."""
+    members = sorted(candidate.members)
+
+    def fits(start: int, stop: int) -> bool:
+        run = frozenset(members[start:stop])
+        inputs, outputs = boundary(tuple(members[start:stop]))
+        try:
+            model.group(run, inputs, outputs, group_scheme(_kind(graph, run), None, has_matmul(graph, run)))
+        except LimitExceeded:
+            return False
+        except (UnknownShape, TileOverflow):
+            return True  # refused (or kept unpriced) for that reason when the run is priced
+        return True
+
+    runs, start = [], 0
+    while start < len(members):
+        low, high = start + 1, len(members)
+        while low < high:  # the longest run from `start` that fits (one node always does)
+            mid = (low + high + 1) // 2
+            if fits(start, mid):
+                low = mid
+            else:
+                high = mid - 1
+        run = frozenset(members[start:low])
+        runs.append(Candidate(run, _kind(graph, run)))
+        start = low
+    return runs
+
+
+def _kind(graph: Graph, members: frozenset[int]) -> str:
+    if has_matmul(graph, members):
+        return "matmul_epilogue"
+    if any(op_class(graph.nodes[m]) in (OpClass.REDUCTION, OpClass.NORMALIZATION) for m in members):
+        return "reduction"
+    return "elementwise"
 
 
 def saving_us(graph: Graph, model: CostModel, candidate: Candidate, node_time, boundary) -> float:
@@ -76,9 +123,11 @@ def _price(graph: Graph, model: CostModel, candidate: Candidate, node_time, boun
         if candidate.rule is not None:  # an authored pattern: kept, but it cannot be priced
             return Priced(candidate, math.nan, None)
         return Refusal(_names(graph, members), UNKNOWN_SHAPE, f"cannot price the fused kernel: {exc}")
+    except LimitExceeded as exc:
+        return Refusal(_names(graph, members), exc.reason, str(exc))
     except TileOverflow as exc:
         buffers = ", ".join(f"{b.name} {b.total} B" for b in exc.buffers[:6])
-        return Refusal(_names(graph, members), UB_OVERFLOW, f"{exc}; usable UB is {exc.capacity} B ({buffers})")
+        return Refusal(_names(graph, members), exc.reason, f"{exc}; usable UB is {exc.capacity} B ({buffers})")
     if math.isnan(before) or len(members) == 1:
         # A member's own shape is unknown (kept, unpriced), or a rule named one op (kept for its
         # lowering: it is the same kernel either way).

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from autofuse.ir.graph import Graph
 from autofuse.ops.table import is_kernel, node_cost
@@ -20,6 +20,7 @@ def build_report(
     verification: Verification | None = None,
     generated: Mapping | None = None,
     kernel_checks: Mapping | None = None,
+    renamed_nodes: Sequence[Mapping] = (),
 ) -> dict:
     """The report of one run. Counts follow the definitions in README.md ("Reading the report")."""
     from autofuse import __version__
@@ -37,10 +38,13 @@ def build_report(
         "kernels_before": sum(kernels),
         "kernels_after": sum(kernels) - fused_kernels + len(plan.groups),
         "pass_seconds": round(pass_seconds, 4),
-        "totals": _totals(plan, sum(kernels), sum(kernels) - fused_kernels + len(plan.groups)),
+        "totals": {**_totals(plan, sum(kernels), sum(kernels) - fused_kernels + len(plan.groups)),
+                   **_kernel_totals(generated, kernel_checks)},
         "groups": [_with_kernel(_group_entry(graph, g), g, generated, kernel_checks) for g in plan.groups],
         "rejected": [{"members": list(r.members), "reason": r.reason, "detail": r.detail} for r in plan.refusals],
         "rejected_by_reason": dict(Counter(r.reason for r in plan.refusals).most_common()),
+        # Nodes written under another name than the input's (unique names; see README).
+        "renamed_nodes": [dict(r) for r in renamed_nodes],
         "verification": None if verification is None else _verification_entry(verification),
     }
 
@@ -48,6 +52,15 @@ def build_report(
 def _totals(plan: Plan, kernels_before: int, kernels_after: int) -> dict:
     """Whole-model numbers (times in microseconds, bytes of HBM traffic)."""
     return {**plan.totals, "kernels_before": kernels_before, "kernels_after": kernels_after}
+
+
+def _kernel_totals(generated: Mapping | None, checks: Mapping | None) -> dict:
+    """`kernels_missing` (null where kernels were not generated) and `kernels_unverified` (null
+    where --verify-kernels did not run): autofuse/verify/kernels.py KernelCoverage.totals."""
+    from autofuse.verify.kernels import kernel_coverage
+
+    coverage = kernel_coverage(generated, checks)
+    return coverage.totals() if coverage is not None else {"kernels_missing": None, "kernels_unverified": None}
 
 
 def _group_entry(graph: Graph, group: FusionGroup) -> dict:

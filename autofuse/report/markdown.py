@@ -20,10 +20,11 @@ def render_markdown(report: dict) -> str:
         "",
     ]
     lines += _verification(report.get("verification"))
+    lines += _renamed(report.get("renamed_nodes") or [])
     lines += _totals(report.get("totals") or {})
     lines += _top_groups(report["groups"])
     lines += _groups(report["groups"])
-    lines += _kernels(report["groups"])
+    lines += _kernels(report["groups"], report.get("totals") or {})
     lines += _refusals(report["rejected"])
     return "\n".join(lines) + "\n"
 
@@ -66,6 +67,24 @@ def _verification(entry: dict | None) -> list[str]:
     return [f"Verification: **{'passed' if entry['ok'] else 'FAILED'}**: {entry['summary']}", ""]
 
 
+def _renamed(renamed: list[dict]) -> list[str]:
+    """Nodes written under another name than the input's (report.json `renamed_nodes`)."""
+    if not renamed:
+        return []
+    unnamed = sum(1 for r in renamed if not r["old"])
+    lines = [f"## Renamed nodes: {len(renamed)}", "",
+             f"Node names are made unique: onnxruntime refuses two nodes of one name in a graph. "
+             f"{len(renamed) - unnamed} duplicate name(s) got a suffix and {unnamed} unnamed node(s) a name; "
+             "this report, and the written model, use the new names.", "",
+             "| graph | # | op | input name | written name |", "|---|---:|---|---|---|"]
+    for r in renamed[:_MAX_GROUP_ROWS]:
+        old = f"`{_escape(r['old'])}`" if r["old"] else "(none)"
+        lines.append(f"| {_escape(r['graph'])} | {r['index']} | {r['op_type']} | {old} | `{_escape(r['new'])}` |")
+    if len(renamed) > _MAX_GROUP_ROWS:
+        lines.append(f"| … | {len(renamed) - _MAX_GROUP_ROWS} more in report.json `renamed_nodes` | | | |")
+    return lines + [""]
+
+
 def _groups(groups: list[dict]) -> list[str]:
     kinds = Counter(g["kind"] for g in groups)
     lines = [f"## Fused groups: {len(groups)}", ""]
@@ -84,14 +103,28 @@ def _groups(groups: list[dict]) -> list[str]:
     return lines + [""]
 
 
-def _kernels(groups: list[dict]) -> list[str]:
-    """The Ascend C kernel of each group (report.json `kernel`), when kernels were generated."""
+def _kernels(groups: list[dict], totals: dict) -> list[str]:
+    """The Ascend C kernel of each group (report.json `kernel`), when kernels were generated:
+    first the groups left without one and the groups left unverified (totals `kernels_missing`,
+    `kernels_unverified`), then one row per group."""
     entries = [g for g in groups[:_MAX_GROUP_ROWS] if g.get("kernel")]
     if not entries:
         return []
-    lines = ["## Kernels", "",
-             "| id | kernel | compiled | verified | max abs error | GM bytes measured | predicted |",
-             "|---|---|---|---|---:|---:|---:|"]
+    lines = ["## Kernels", ""]
+    missing, unverified = totals.get("kernels_missing"), totals.get("kernels_unverified")
+    if missing and missing["count"]:
+        lines += [f"**Missing kernels: {missing['count']} of {len(groups)} fused groups** have no kernel, CANN "
+                  f"call-through or host-side work (the rewritten model calls fused ops nothing implements "
+                  f"for them): {', '.join(missing['groups'])}.", "",
+                  "| why the generator declined | groups |", "|---|---:|"]
+        lines += [f"| {_escape(reason)} | {count} |" for reason, count in missing["by_reason"].items()]
+        lines.append("")
+    if unverified is not None:
+        lines += [f"**Unverified: {unverified['count']} of {unverified['of']}** groups that need a kernel "
+                  f"({unverified['not_generated']} not generated, {unverified['failed']} failed the CPU check)."
+                  if unverified["count"] else f"All {unverified['of']} kernels verified on the CPU emulator.", ""]
+    lines += ["| id | kernel | compiled | verified | max abs error | GM bytes measured | predicted |",
+              "|---|---|---|---|---:|---:|---:|"]
     for g in entries:
         k = g["kernel"]
         what = (f"`{k['source']}`" if k.get("source") else f"CANN {k['call_through']} (call-through)"

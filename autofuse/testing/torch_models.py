@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import os
 import tempfile
 import warnings
@@ -166,6 +167,9 @@ def _decode_step_class():
         def __init__(self, lm: torch.nn.Module):
             super().__init__()
             self.lm = lm
+            # transformers 5.25 renamed `past_key_values` to `cache` (the old name goes in 5.40)
+            parameters = inspect.signature(lm.forward).parameters
+            self.cache_argument = "cache" if "cache" in parameters else "past_key_values"
 
         def forward(self, input_ids, position_ids, past_keys, past_values):
             cache = DynamicCache(config=self.lm.config)
@@ -177,7 +181,7 @@ def _decode_step_class():
             out = self.lm(
                 input_ids=input_ids,
                 position_ids=position_ids,
-                past_key_values=cache,
+                **{self.cache_argument: cache},
                 use_cache=True,
                 return_dict=True,
             )

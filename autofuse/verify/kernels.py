@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections import Counter
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -29,6 +30,7 @@ from autofuse.codegen.emit import harness_source
 from autofuse.codegen.generate import GeneratedKernel
 from autofuse.codegen.program import CallThrough, HostOnly, Unsupported
 from autofuse.cost.hardware import Hardware
+from autofuse.errors import GeneratorError
 from autofuse.frontends.onnx import LoadedModel
 from autofuse.planner.plan import FusionGroup, Plan
 from autofuse.verify.onnx_runtime import (
@@ -97,7 +99,13 @@ def check_kernels(loaded: LoadedModel, plan: Plan, kernels: Mapping[str, Generat
             futures = {gid: pool.submit(_check, loaded, groups[gid], kernels[gid], hardware, values, Path(work) / gid,
                                         tolerances.get(gid), cache_dir)
                        for gid in groups}
-            return {gid: future.result() for gid, future in futures.items()}
+            checks = {}
+            for gid, future in futures.items():
+                try:
+                    checks[gid] = future.result()
+                except Exception as exc:  # a bug: compile and run failures are recorded, not raised
+                    raise GeneratorError(gid, "the kernel check", exc) from exc
+            return checks
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -389,6 +397,110 @@ def kernel_entry(group: FusionGroup, kernel: GeneratedKernel | None, check: Kern
         if check.error:
             entry["error"] = check.error
     return entry
+
+
+@dataclass(frozen=True)
+class KernelCoverage:
+    """What became of every fused group when kernels were generated, and which went unchecked.
+
+    A group gets a generated kernel, a CANN call-through, host-side work, or nothing: `missing`
+    (the generator declined it; the rewritten model then calls a fused op no project implements).
+    With --verify-kernels, `unverified` lists the groups that should have a kernel of ours (a
+    generated one or a missing one) and have no kernel that passed the CPU check: the missing
+    ones and those that failed to compile or to match. Call-through and host-side groups have
+    no source to check and are not counted."""
+
+    generated: tuple[str, ...]
+    call_through: tuple[str, ...]
+    host: tuple[str, ...]
+    missing: dict[str, str]  # group id -> why the generator declined it
+    failed: dict[str, str] | None = None  # group id -> the CPU check's error (None: not checked)
+
+    @property
+    def checked(self) -> bool:
+        return self.failed is not None
+
+    @property
+    def kernel_groups(self) -> int:
+        """Groups that should have a kernel of ours: generated ones and missing ones."""
+        return len(self.generated) + len(self.missing)
+
+    @property
+    def unverified(self) -> tuple[str, ...] | None:
+        """Missing and failed groups, in group order (None where the kernels were not checked)."""
+        if self.failed is None:
+            return None
+        return tuple(sorted({*self.missing, *self.failed}, key=_group_order))
+
+    def missing_by_reason(self) -> dict[str, int]:
+        """How many groups each reason left without a kernel, most common first (node names,
+        shapes and numbers in the reasons are blanked so that alike reasons count together)."""
+        return dict(Counter(reason_kind(r) for r in self.missing.values()).most_common())
+
+    def totals(self) -> dict:
+        """The report's totals `kernels_missing` and `kernels_unverified` (README, "Reading the report")."""
+        missing = {"count": len(self.missing), "groups": sorted(self.missing, key=_group_order),
+                   "by_reason": self.missing_by_reason()}
+        unverified = None if self.unverified is None else {
+            "count": len(self.unverified), "of": self.kernel_groups, "not_generated": len(self.missing),
+            "failed": len(self.failed or {}), "groups": list(self.unverified)}
+        return {"kernels_missing": missing, "kernels_unverified": unverified}
+
+    def missing_line(self, top: int = 3) -> str | None:
+        """One line on the groups left without a kernel (None when there are none)."""
+        if not self.missing:
+            return None
+        reasons = self.missing_by_reason()
+        shown = "; ".join(f"{reason} ({count})" for reason, count in list(reasons.items())[:top])
+        more = f"; {len(reasons) - top} more reason(s) in report.json" if len(reasons) > top else ""
+        total = self.kernel_groups + len(self.call_through) + len(self.host)
+        return (f"{len(self.missing)} of {total} fused groups have no kernel, CANN call-through or host-side "
+                f"work ({', '.join(sorted(self.missing, key=_group_order)[:5])}"
+                f"{', ...' if len(self.missing) > 5 else ''}): {shown}{more}")
+
+    def unverified_line(self) -> str | None:
+        """`N of M unverified` and why (None when the kernels were not checked)."""
+        if self.unverified is None:
+            return None
+        return (f"{len(self.unverified)} of {self.kernel_groups} unverified ({len(self.missing)} not generated, "
+                f"{len(self.failed or {})} failed the CPU check)")
+
+
+def kernel_coverage(kernels: Mapping[str, GeneratedKernel] | None,
+                    checks: Mapping[str, KernelCheck] | None = None) -> KernelCoverage | None:
+    """The coverage of a run's kernels (None where no kernels were generated). `checks` are the
+    CPU checks of --verify-kernels (None where they did not run)."""
+    if kernels is None:
+        return None
+    ids = sorted(kernels, key=_group_order)
+    failed = None
+    if checks is not None:
+        failed = {gid: check.error or "not verified" for gid, check in checks.items() if not check.verified}
+        # a generated kernel that no check covered is not verified either
+        failed.update({gid: "not checked" for gid in ids if kernels[gid].generated and gid not in checks})
+    return KernelCoverage(
+        generated=tuple(g for g in ids if kernels[g].generated),
+        call_through=tuple(g for g in ids if isinstance(kernels[g].record, CallThrough)),
+        host=tuple(g for g in ids if isinstance(kernels[g].record, HostOnly)),
+        missing={g: kernels[g].record.reason for g in ids
+                 if not kernels[g].generated and isinstance(kernels[g].record, Unsupported)},
+        failed=failed)
+
+
+_QUOTED = re.compile(r"'[^']*'")
+_SHAPE = re.compile(r"\((?:\d+, )*\d*,?\)")
+_SIZE = re.compile(r"(?<![\w.])\d+(?= (?:B|bytes|elements)\b)")
+
+
+def reason_kind(reason: str) -> str:
+    """A reason with its particulars blanked (names in quotes, shapes, sizes): reasons of the
+    same kind read the same."""
+    return _SIZE.sub("N", _SHAPE.sub("(…)", _QUOTED.sub("'…'", reason)))
+
+
+def _group_order(group_id: str) -> tuple[int, str]:
+    digits = group_id.lstrip("g")
+    return (int(digits), group_id) if digits.isdigit() else (1 << 30, group_id)
 
 
 def kernel_summary(kernels: Mapping[str, GeneratedKernel], checks: Mapping[str, KernelCheck] | None) -> str:

@@ -112,7 +112,8 @@ inline void EmuWaitAll(std::vector<pid_t>& pids, const std::vector<int64_t>& idx
 
 template <typename F, typename... Args>
 inline void EmuRunKernel(const char* kernel, int64_t numBlocks, F body, const Args&... args) {
-    static_assert(sizeof...(Args) <= 32, "ICPU_RUN_KF takes at most 32 kernel arguments");
+    static_assert(sizeof...(Args) <= AUTOFUSE_EMU_KERNEL_ARGS,
+                  "ICPU_RUN_KF takes at most AUTOFUSE_EMU_KERNEL_ARGS (32) kernel arguments");
     g_emuLaunch.kernel = kernel;
     g_emuLaunch.mode = g_emuHostMode;
     int index = 0;

@@ -29,9 +29,9 @@
 #endif
 #if !defined(AUTOFUSE_EMU_UB_BYTES) || !defined(AUTOFUSE_EMU_UB_ALIGN) || \
     !defined(AUTOFUSE_EMU_QUE_BUFFERS_PER_POSITION) || !defined(AUTOFUSE_EMU_QUE_BUFFERS_TOTAL) || \
-    !defined(AUTOFUSE_EMU_REPEAT_BYTES)
+    !defined(AUTOFUSE_EMU_REPEAT_BYTES) || !defined(AUTOFUSE_EMU_KERNEL_ARGS)
 #error "autofuse emulator: compile through autofuse.emulator.build (it passes -DAUTOFUSE_EMU_UB_BYTES, \
-_UB_ALIGN, _QUE_BUFFERS_PER_POSITION, _QUE_BUFFERS_TOTAL and _REPEAT_BYTES from the hardware profile)"
+_UB_ALIGN, _QUE_BUFFERS_PER_POSITION, _QUE_BUFFERS_TOTAL, _REPEAT_BYTES and _KERNEL_ARGS from the hardware profile)"
 #endif
 
 // Exit status of a kernel run that broke a hardware limit or misused the API.
