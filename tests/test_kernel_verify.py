@@ -43,6 +43,7 @@ def assert_kernel_ok(entry: dict, check, where: str) -> None:
     assert kernel["generated"], f"{where}: not generated: {kernel.get('reason')}"
     assert kernel["source"].endswith(".cpp")
     assert kernel["compiled"] and kernel["verified"], f"{where}: {kernel.get('error')}"
+    assert kernel["api_checked"] is True, f"{where}: against CANN's headers: {kernel.get('api_error')}"
     assert kernel["gm_bytes_measured"] and kernel["gm_bytes_predicted"], where
     assert check.bytes_within_tolerance, (f"{where}: measured {check.gm_bytes_measured} B, predicted "
                                           f"{check.gm_bytes_predicted} B")

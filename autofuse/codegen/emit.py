@@ -163,6 +163,14 @@ def project_files(p: KernelProgram, hw: Hardware) -> dict[str, str]:
     }
 
 
+def onnx_plugin(op_name: str, kernel_name: str, origin_types: list[str]) -> dict[str, str]:
+    """ATC's ONNX parser plugin of a project: the rewritten model's fused nodes of `origin_types`
+    ("ai.autofuse::<version>::<op_type>", every group the project serves) run as `op_name`."""
+    text = _environment().get_template("host/onnx_plugin.cc.j2").render(
+        op_name=op_name, origin_types=origin_types, version=__version__)
+    return {f"framework/onnx_plugin/{kernel_name}_onnx_plugin.cc": _tidy(text)}
+
+
 def harness_source(p: KernelProgram, hw: Hardware) -> str:
     """The CPU check's host program (not part of the CANN project)."""
     return render("verify/harness.cpp.j2", p, hw)

@@ -7,14 +7,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from autofuse.codegen import reuse
-from autofuse.codegen.emit import project_files
+from autofuse.codegen.emit import onnx_plugin, project_files
 from autofuse.codegen.lower import LowerContext, lower_group
 from autofuse.codegen.program import CallThrough, HostOnly, KernelProgram, Unsupported
 from autofuse.cost.hardware import Hardware
 from autofuse.cost.model import CostModel
 from autofuse.errors import GeneratorError
 from autofuse.ir.graph import Graph
-from autofuse.planner.plan import Plan
+from autofuse.planner.plan import FUSED_DOMAIN, FUSED_OPSET_VERSION, Plan
 
 KERNELS_DIR = "kernels"
 
@@ -84,7 +84,22 @@ def generate_kernels(graph: Graph, plan: Plan, hardware: Hardware, dims: Mapping
         except Exception as exc:  # a bug, never a decision: those are Unsupported records
             raise GeneratorError(group.id, "the kernel generator", exc, _members(ctx.graph, group),
                                  f"--disable-fusion {group.id} or --emit none avoids it") from exc
+    _add_onnx_plugins(plan, out)
     return out
+
+
+def _add_onnx_plugins(plan: Plan, out: dict[str, GeneratedKernel]) -> None:
+    """Each project gets ATC's ONNX parser plugin, naming the fused op types of every group it
+    serves (a repeated layer's groups share the project)."""
+    served: dict[str, list[str]] = {}
+    for group in plan.groups:
+        kernel = out.get(group.id)
+        if kernel is not None and kernel.generated:
+            origin = f"{FUSED_DOMAIN}::{FUSED_OPSET_VERSION}::{group.op_type}"
+            served.setdefault(kernel.same_as or group.id, []).append(origin)
+    for owner, origins in served.items():
+        kernel = out[owner]
+        kernel.files.update(onnx_plugin(kernel.op_name, kernel.kernel_name, origins))
 
 
 def _generate_one(ctx: LowerContext, group, hardware: Hardware, reuse_lowering: bool,

@@ -28,6 +28,7 @@ from autofuse.planner.merge import VIEWS, Merged, candidate_of, has_matmul, is_c
 from autofuse.planner.pricing import Priced, price_candidates, saving_us
 
 FUSED_DOMAIN = "ai.autofuse"
+FUSED_OPSET_VERSION = 1  # the version the rewritten model imports the domain at
 _KIND_NAMES = {
     "elementwise": "Elementwise", "reduction": "Reduction", "matmul_epilogue": "MatMulEpilogue", "shape": "ShapeCompute",
 }

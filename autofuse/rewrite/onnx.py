@@ -13,13 +13,12 @@ import dataclasses
 import onnx
 
 from autofuse.frontends.onnx import LoadedModel
-from autofuse.planner.plan import FUSED_DOMAIN, FusionGroup, Plan
+from autofuse.planner.plan import FUSED_DOMAIN, FUSED_OPSET_VERSION, FusionGroup, Plan
 
 # Model-local functions need IR version 8. We never lower a model's IR version, and we raise it
 # only to this floor, so the output loads in every onnxruntime that loads the input and has
 # function support (onnxruntime >= 1.12). tests/test_rewrite.py checks the installed one.
 FUNCTION_IR_VERSION = 8
-FUSED_OPSET_VERSION = 1
 
 
 def rewrite_onnx(loaded: LoadedModel, plan: Plan) -> onnx.ModelProto:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections import Counter
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +72,15 @@ class KernelCheck:
     block_dim: int | None = None
     used_cores: int | None = None
     tiles: tuple[int, ...] = ()
+    # Against Huawei's real headers (api_check.py): True / False, None where that check did not
+    # run (`api_error` then says why); a kernel that does not compile there is not verified.
+    api_checked: bool | None = None
+    api_error: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        """Computed the right numbers on the emulator and compiles against the real headers."""
+        return self.verified and self.api_checked is not False
 
     @property
     def bytes_within_tolerance(self) -> bool | None:
@@ -105,9 +114,31 @@ def check_kernels(loaded: LoadedModel, plan: Plan, kernels: Mapping[str, Generat
                     checks[gid] = future.result()
                 except Exception as exc:  # a bug: compile and run failures are recorded, not raised
                     raise GeneratorError(gid, "the kernel check", exc) from exc
-            return checks
+        return _with_api_check(checks, {gid: kernels[gid] for gid in groups}, hardware, Path(work) / "api",
+                               cache_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _with_api_check(checks: dict[str, KernelCheck], kernels: Mapping[str, GeneratedKernel], hardware: Hardware,
+                    work: Path, cache_dir: Path | None) -> dict[str, KernelCheck]:
+    """Each check with `api_checked`: every distinct project (a repeated kernel shares its owner's)
+    type-checked once against Huawei's headers for the profile's architecture."""
+    from autofuse.emulator.build import target_for
+    from autofuse.verify.api_check import ApiCheckUnavailable, check_projects
+
+    owners = {gid: kernel.same_as or gid for gid, kernel in kernels.items()}
+    projects = {kernels[owner].op_name: kernels[owner].files for owner in set(owners.values()) if owner in kernels}
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        results = check_projects(projects, target_for(hardware).npu_arch, work=work, cache_dir=cache_dir)
+    except ApiCheckUnavailable as exc:
+        return {gid: replace(check, api_error=f"not run: {exc}") for gid, check in checks.items()}
+    out = {}
+    for gid, check in checks.items():
+        result = results.get(kernels[gid].op_name)
+        out[gid] = check if result is None else replace(check, api_checked=result.ok, api_error=result.error)
+    return out
 
 
 # -- inputs ---------------------------------------------------------------------------------------
@@ -393,9 +424,11 @@ def kernel_entry(group: FusionGroup, kernel: GeneratedKernel | None, check: Kern
         entry.update(generated=False, reason=record.reason)
     if check is not None:
         entry.update(compiled=check.compiled, verified=check.verified, max_abs_error=check.max_abs_error,
-                     gm_bytes_measured=check.gm_bytes_measured)
+                     gm_bytes_measured=check.gm_bytes_measured, api_checked=check.api_checked)
         if check.error:
             entry["error"] = check.error
+        if check.api_error:
+            entry["api_error"] = check.api_error
     return entry
 
 
@@ -476,6 +509,8 @@ def kernel_coverage(kernels: Mapping[str, GeneratedKernel] | None,
     failed = None
     if checks is not None:
         failed = {gid: check.error or "not verified" for gid, check in checks.items() if not check.verified}
+        failed.update({gid: f"does not compile against CANN's headers: {check.api_error}"
+                       for gid, check in checks.items() if check.verified and check.api_checked is False})
         # a generated kernel that no check covered is not verified either
         failed.update({gid: "not checked" for gid in ids if kernels[gid].generated and gid not in checks})
     return KernelCoverage(
@@ -521,7 +556,18 @@ def kernel_summary(kernels: Mapping[str, GeneratedKernel], checks: Mapping[str, 
     text += (f"; verified {len(verified)}/{len(checks)} on the CPU emulator (max abs error {worst:.3g}), "
              f"GM bytes within {BYTES_TOLERANCE:.0%} of the cost model (re-reads counted, none left to L2): "
              f"{within}/{len(verified)}")
-    failed = [c for c in checks.values() if not c.verified]
+    text += f"; {api_summary(checks)}"
+    failed = [c for c in checks.values() if not c.passed]
     if failed:
-        text += "; FAILED: " + "; ".join(f"{c.group_id}: {c.error}" for c in failed[:3])
+        text += "; FAILED: " + "; ".join(f"{c.group_id}: {c.error or c.api_error}" for c in failed[:3])
     return text
+
+
+def api_summary(checks: Mapping[str, KernelCheck]) -> str:
+    """`api_checked N/M against CANN's headers`, or why that check did not run."""
+    ran = [c for c in checks.values() if c.api_checked is not None]
+    if not ran:
+        reason = next((c.api_error for c in checks.values() if c.api_error), "not run")
+        return f"api_checked: {reason}"
+    passed = sum(1 for c in ran if c.api_checked)
+    return f"api_checked {passed}/{len(checks)} against CANN's real headers (g++ -fsyntax-only)"

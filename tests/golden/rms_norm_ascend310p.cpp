@@ -77,8 +77,9 @@ __aicore__ inline void AfCopyRowsIn(const LocalTensor<T>& dst, const GlobalTenso
     PipeBarrier<PIPE_ALL>();
 }
 
+// `dst` by value: the scalar tail writes through GlobalTensor::SetValue, which is not const.
 template <typename T>
-__aicore__ inline void AfCopyRowsOut(const GlobalTensor<T>& dst, const LocalTensor<T>& src, uint32_t rows,
+__aicore__ inline void AfCopyRowsOut(GlobalTensor<T> dst, const LocalTensor<T>& src, uint32_t rows,
                                      uint32_t width, uint32_t pitch)
 {
     const uint32_t perBlock = 32 / sizeof(T);

@@ -182,7 +182,7 @@ public:
         g_emuLaunch.gmRead += sizeof(T);
         return v;
     }
-    void SetValue(uint64_t offset, T value) const {
+    void SetValue(uint64_t offset, T value) {  // not const, as in CANN (LocalTensor's is const)
         std::memcpy(EmuCheck("SetValue", offset, 1), &value, sizeof(T));
         g_emuLaunch.gmWritten += sizeof(T);
     }

@@ -42,6 +42,26 @@ struct TCubeTiling {
     int32_t dbL0A = 0;
     int32_t dbL0B = 0;
     int32_t dbL0C = 0;
+    // The rest of CANN's struct (50 int32 fields, 200 bytes, in this order): the batched and
+    // grouped layouts the Matmul API reads where the kernel asks for them; autofuse's kernels do
+    // not, but the struct is the same size, so tiling data is laid out as CANN lays it out.
+    int32_t ALayoutInfoB = 0;
+    int32_t ALayoutInfoS = 0;
+    int32_t ALayoutInfoN = 0;
+    int32_t ALayoutInfoG = 0;
+    int32_t ALayoutInfoD = 0;
+    int32_t BLayoutInfoB = 0;
+    int32_t BLayoutInfoS = 0;
+    int32_t BLayoutInfoN = 0;
+    int32_t BLayoutInfoG = 0;
+    int32_t BLayoutInfoD = 0;
+    int32_t CLayoutInfoB = 0;
+    int32_t CLayoutInfoS1 = 0;
+    int32_t CLayoutInfoN = 0;
+    int32_t CLayoutInfoG = 0;
+    int32_t CLayoutInfoS2 = 0;
+    int32_t BatchNum = 0;
+    int32_t mxTypePara = 0;
 };
 
 }  // namespace tiling

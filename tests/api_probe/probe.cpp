@@ -1,0 +1,102 @@
+// The declarations autofuse's kernels rely on, as CANN's headers make them: compiled
+// (g++ -fsyntax-only) against Huawei's real headers (third_party/ascend-api) and against
+// autofuse's emulator (autofuse/emulator/include) by tests/test_api_check.py. Each check is a
+// static_assert on what a call does in both: which object it may be called on (const-ness), the
+// type it returns, the layout of a struct the host fills. Where the emulator's declaration parts
+// from CANN's, this stops compiling against one of the two, so the emulator cannot accept what
+// the device compiler would refuse (GlobalTensor::SetValue on a const tensor, say) unnoticed.
+// The kernels themselves are the probe of how each call is written: every generated source is
+// compiled against both header sets (test_kernel_verify.py, test_api_check.py).
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#include "kernel_operator.h"
+#include "kernel_tiling/kernel_tiling.h"
+
+using namespace AscendC;
+
+namespace probe {
+
+template <typename... T>
+using void_t = void;
+
+// -- GlobalTensor<T> --------------------------------------------------------------------------
+template <typename G, typename = void> struct CanSetValue : std::false_type {};
+template <typename G>
+struct CanSetValue<G, std::void_t<decltype(std::declval<G>().SetValue(uint64_t{}, float{}))>> : std::true_type {};
+static_assert(CanSetValue<GlobalTensor<float>&>::value, "GlobalTensor::SetValue(offset, value)");
+static_assert(!CanSetValue<const GlobalTensor<float>&>::value, "GlobalTensor::SetValue is not const");
+
+template <typename G, typename = void> struct CanSetBuffer : std::false_type {};
+template <typename G>
+struct CanSetBuffer<G, std::void_t<decltype(std::declval<G>().SetGlobalBuffer(std::declval<__gm__ float*>(), uint64_t{}))>>
+    : std::true_type {};
+static_assert(CanSetBuffer<GlobalTensor<float>&>::value, "GlobalTensor::SetGlobalBuffer(buffer, size)");
+static_assert(!CanSetBuffer<const GlobalTensor<float>&>::value, "GlobalTensor::SetGlobalBuffer is not const");
+
+static_assert(std::is_same<decltype(std::declval<const GlobalTensor<float>&>().GetValue(uint64_t{})), float>::value,
+              "GlobalTensor::GetValue(offset) const -> T");
+static_assert(std::is_same<decltype(std::declval<const GlobalTensor<half>&>()[uint64_t{}]), GlobalTensor<half>>::value,
+              "GlobalTensor::operator[](offset) const -> GlobalTensor<T>");
+
+// -- LocalTensor<T> ---------------------------------------------------------------------------
+template <typename L, typename = void> struct CanSetLocal : std::false_type {};
+template <typename L>
+struct CanSetLocal<L, std::void_t<decltype(std::declval<L>().SetValue(uint32_t{}, float{}))>> : std::true_type {};
+static_assert(CanSetLocal<const LocalTensor<float>&>::value, "LocalTensor::SetValue is const");
+static_assert(std::is_same<decltype(std::declval<const LocalTensor<float>&>().GetValue(uint32_t{})), float>::value,
+              "LocalTensor::GetValue(index) const -> T");
+static_assert(std::is_same<decltype(std::declval<const LocalTensor<float>&>()[uint32_t{}]), LocalTensor<float>>::value,
+              "LocalTensor::operator[](offset) const -> LocalTensor<T>");
+static_assert(std::is_same<decltype(std::declval<const LocalTensor<half>&>().template ReinterpretCast<int16_t>()),
+                           LocalTensor<int16_t>>::value,
+              "LocalTensor::ReinterpretCast<U>() const -> LocalTensor<U>");
+
+// -- TPipe, TQue, TBuf ------------------------------------------------------------------------
+using InQue = TQue<TPosition::VECIN, 2>;
+using OutQue = TQue<TPosition::VECOUT, 1>;
+using Calc = TBuf<TPosition::VECCALC>;
+static_assert(std::is_same<decltype(std::declval<TPipe&>().InitBuffer(std::declval<InQue&>(), uint8_t{}, uint32_t{})),
+                           bool>::value, "TPipe::InitBuffer(que, num, len) -> bool");
+static_assert(std::is_same<decltype(std::declval<TPipe&>().InitBuffer(std::declval<Calc&>(), uint32_t{})), bool>::value,
+              "TPipe::InitBuffer(buf, len) -> bool");
+static_assert(std::is_same<decltype(std::declval<InQue&>().template AllocTensor<float>()), LocalTensor<float>>::value,
+              "TQue::AllocTensor<T>() -> LocalTensor<T>");
+static_assert(std::is_same<decltype(std::declval<OutQue&>().EnQue(std::declval<const LocalTensor<float>&>())), bool>::value,
+              "TQue::EnQue(const LocalTensor<T>&) -> bool");
+static_assert(std::is_same<decltype(std::declval<InQue&>().template DeQue<float>()), LocalTensor<float>>::value,
+              "TQue::DeQue<T>() -> LocalTensor<T>");
+template <typename Q, typename = void> struct CanFreeTemporary : std::false_type {};
+template <typename Q>
+struct CanFreeTemporary<Q, std::void_t<decltype(std::declval<Q&>().FreeTensor(std::declval<LocalTensor<float>>()))>>
+    : std::true_type {};
+static_assert(!CanFreeTemporary<InQue>::value, "TQue::FreeTensor takes LocalTensor<T>& (not a temporary)");
+static_assert(std::is_same<decltype(std::declval<Calc&>().template Get<float>()), LocalTensor<float>>::value,
+              "TBuf::Get<T>() -> LocalTensor<T>");
+static_assert(std::is_same<decltype(std::declval<Calc&>().template Get<float>(uint32_t{})), LocalTensor<float>>::value,
+              "TBuf::Get<T>(len) -> LocalTensor<T>");
+
+// -- system values ------------------------------------------------------------------------------
+static_assert(std::is_same<decltype(GetBlockIdx()), int64_t>::value, "GetBlockIdx() -> int64_t");
+static_assert(std::is_same<decltype(GetBlockNum()), int64_t>::value, "GetBlockNum() -> int64_t");
+
+// -- structs the kernels and hosts fill -------------------------------------------------------------
+static_assert(std::is_same<decltype(DataCopyExtParams{}.blockCount), uint16_t>::value, "DataCopyExtParams::blockCount");
+static_assert(std::is_same<decltype(DataCopyExtParams{}.blockLen), uint32_t>::value, "DataCopyExtParams::blockLen");
+static_assert(std::is_same<decltype(DataCopyExtParams{}.srcStride), uint32_t>::value, "DataCopyExtParams::srcStride");
+static_assert(std::is_same<decltype(DataCopyExtParams{}.dstStride), uint32_t>::value, "DataCopyExtParams::dstStride");
+static_assert(std::is_same<decltype(DataCopyPadExtParams<float>{}.isPad), bool>::value, "DataCopyPadExtParams::isPad");
+static_assert(std::is_same<decltype(DataCopyPadExtParams<float>{}.paddingValue), float>::value,
+              "DataCopyPadExtParams<T>::paddingValue");
+
+using AscendC::tiling::TCubeTiling;
+static_assert(sizeof(TCubeTiling) == 50 * sizeof(int32_t), "TCubeTiling: CANN's 50 int32 fields");
+static_assert(offsetof(TCubeTiling, usedCoreNum) == 0 && offsetof(TCubeTiling, M) == 4 && offsetof(TCubeTiling, Ka) == 12 &&
+              offsetof(TCubeTiling, baseM) == 32 && offsetof(TCubeTiling, isBias) == 60 &&
+              offsetof(TCubeTiling, dbL0C) == 128 && offsetof(TCubeTiling, ALayoutInfoB) == 132 &&
+              offsetof(TCubeTiling, BatchNum) == 192 && offsetof(TCubeTiling, mxTypePara) == 196,
+              "TCubeTiling: CANN's field order");
+
+}  // namespace probe
