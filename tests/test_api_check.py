@@ -262,6 +262,9 @@ def test_the_probe_compiles_against_the_emulator(target):
 @pytest.mark.parametrize("change", [
     ("autofuse_emu/tensor.h", "void SetValue(uint64_t offset, T value) {", "void SetValue(uint64_t offset, T value) const {"),
     ("autofuse_emu/tensor.h", "T GetValue(uint64_t offset) const {", "T GetValue(uint64_t offset) {"),
+    ("autofuse_emu/vector.h", "inline void Name(const LocalTensor<T>& dst, const LocalTensor<T>& src, const int32_t& count) {",
+     "inline void Name(const LocalTensor<T>& dst, const LocalTensor<T>& src, uint32_t count) {"),
+    ("kernel_tiling/kernel_tiling.h", "    int32_t mxTypePara = 0;\n", ""),
 ])
 def test_the_probe_notices_an_emulator_declaration_that_differs(change, tmp_path):
     """A copy of the emulator's headers with one declaration changed away from CANN's: the probe

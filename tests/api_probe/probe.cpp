@@ -99,4 +99,29 @@ static_assert(offsetof(TCubeTiling, usedCoreNum) == 0 && offsetof(TCubeTiling, M
               offsetof(TCubeTiling, BatchNum) == 192 && offsetof(TCubeTiling, mxTypePara) == 196,
               "TCubeTiling: CANN's field order");
 
+// -- vector instructions, count form: the exact function type, in both ----------------------------
+using L = LocalTensor<float>;
+using Binary = void (*)(const L&, const L&, const L&, const int32_t&);
+using Unary = void (*)(const L&, const L&, const int32_t&);
+using Fill = void (*)(const L&, const float&, const int32_t&);
+#define PROBE_BINARY(Name) [[maybe_unused]] static Binary const k##Name = &Name<float>;
+#define PROBE_UNARY(Name) [[maybe_unused]] static Unary const k##Name = &Name<float>;
+PROBE_BINARY(Add) PROBE_BINARY(Sub) PROBE_BINARY(Mul) PROBE_BINARY(Div) PROBE_BINARY(Max) PROBE_BINARY(Min)
+PROBE_UNARY(Exp) PROBE_UNARY(Ln) PROBE_UNARY(Sqrt) PROBE_UNARY(Rsqrt) PROBE_UNARY(Reciprocal) PROBE_UNARY(Abs)
+PROBE_UNARY(Relu)
+[[maybe_unused]] static Fill const kDuplicate = &Duplicate<float>;
+#undef PROBE_BINARY
+#undef PROBE_UNARY
+
+// The scalar forms are overloaded several ways in CANN (the scalar's own type may differ from the
+// tensor's), so they are checked by the call the kernels make: (dst, src, T scalar, int32_t count).
+static_assert(std::is_same<decltype(Adds(std::declval<const L&>(), std::declval<const L&>(), float{}, int32_t{})),
+                           void>::value, "Adds(dst, src, scalar, count)");
+static_assert(std::is_same<decltype(Muls(std::declval<const L&>(), std::declval<const L&>(), float{}, int32_t{})),
+                           void>::value, "Muls(dst, src, scalar, count)");
+static_assert(std::is_same<decltype(Maxs(std::declval<const L&>(), std::declval<const L&>(), float{}, int32_t{})),
+                           void>::value, "Maxs(dst, src, scalar, count)");
+static_assert(std::is_same<decltype(Mins(std::declval<const L&>(), std::declval<const L&>(), float{}, int32_t{})),
+                           void>::value, "Mins(dst, src, scalar, count)");
+
 }  // namespace probe
