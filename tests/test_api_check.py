@@ -19,6 +19,7 @@ from pathlib import Path
 import onnx
 import pytest
 from kernel_cases import retyped, rule_cases, rule_model
+from test_kernel_verify import EVEN, UNEVEN  # the same kernels as there: the results cache serves both
 from test_ub_accounting import CASES as OP_CASES
 from test_ub_accounting import build as op_model
 
@@ -31,8 +32,6 @@ from autofuse.verify.api_check import check_projects, kit_directory
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "examples" / "tiny_llama.onnx"
-EVEN = {"B": 2, "S": 64, "N": 4, "H": 8}
-UNEVEN = {"B": 29, "S": 37, "N": 3, "H": 5}
 KIT = ROOT / "third_party" / "ascend-api"
 
 
@@ -45,6 +44,11 @@ def test_the_kit_is_in_the_repository_with_its_licenses():
         assert (KIT / "LICENSES" / repo / "LICENSE").is_file(), repo
         assert re.search(rf"^{repo}\s+https://github.com/\S+\n\s+commit [0-9a-f]{{40}}", notice, re.MULTILINE), repo
     assert "CANN Open Software License Agreement" in (KIT / "LICENSES" / "asc-devkit" / "LICENSE").read_text()
+    # every file of the kit is committed (an ignore rule once kept its tiling-header generator out)
+    tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files", "third_party/ascend-api"], capture_output=True,
+                             text=True, check=True).stdout.split()
+    on_disk = [str(p.relative_to(ROOT)) for p in KIT.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert sorted(on_disk) == sorted(tracked)
 
 
 # -- every kernel the suite generates, on every target ------------------------------------------------

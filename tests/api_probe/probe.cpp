@@ -124,4 +124,49 @@ static_assert(std::is_same<decltype(Maxs(std::declval<const L&>(), std::declval<
 static_assert(std::is_same<decltype(Mins(std::declval<const L&>(), std::declval<const L&>(), float{}, int32_t{})),
                            void>::value, "Mins(dst, src, scalar, count)");
 
+// -- every other call the generated kernels make, written as they write it ----------------------------
+// (a kernel never runs here: this function is only compiled)
+[[maybe_unused]] static void Calls(L f32, LocalTensor<half> f16, LocalTensor<uint8_t> mask, GlobalTensor<float> gm,
+                                   GlobalTensor<uint8_t> gm8, LocalTensor<uint8_t> u8, GM_ADDR workspace, uint32_t n)
+{
+    PipeBarrier<PIPE_V>();
+    PipeBarrier<PIPE_ALL>();
+    DataCopy(f32, gm, n);
+    DataCopy(gm, f32, n);
+    DataCopyExtParams params{1, n, 0, 0, 0};
+#if __NPU_ARCH__ != 2002  // 300I: CANN compiles DataCopyPad (deprecated, unsupported at run time), the
+                          // emulator refuses it; the generator never writes it for that target
+    DataCopyPad(gm, f32, params);
+    DataCopyPad(gm8, u8, params);
+    DataCopyPad(f32, gm, params, DataCopyPadExtParams<float>{false, 0, 0, 0});
+#endif
+    event_t id = static_cast<event_t>(GetTPipePtr()->FetchEventID(HardEvent::V_S));
+    SetFlag<HardEvent::V_S>(id);
+    WaitFlag<HardEvent::V_S>(id);
+    SetFlag<HardEvent::S_V>(id);
+    WaitFlag<HardEvent::S_V>(id);
+    SetFlag<HardEvent::MTE2_V>(id);
+    WaitFlag<HardEvent::MTE2_V>(id);
+    SyncAll();
+    (void)GetSubBlockIdx();
+    (void)GetTaskRatio();
+    (void)GetSysWorkSpacePtr();
+    gm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(GetUserWorkspace(workspace) + 0), n);
+    Cast(f32, f16, RoundMode::CAST_NONE, n);
+    Cast(f16, f32, RoundMode::CAST_ROUND, n);
+    Cast(f32, f32.ReinterpretCast<half>(), RoundMode::CAST_NONE, n);
+    Compare(mask, f32, f32, CMPMODE::NE, n);
+    Compares(mask, f32, 0.0f, CMPMODE::EQ, n);
+    Select(f32, mask, f32, 0.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
+    Select(f32, mask, f32, f32, SELMODE::VSEL_TENSOR_TENSOR_MODE, n);
+    ReduceSum(f32, f32[n], f32, static_cast<int32_t>(n));
+    ReduceMax(f32, f32[n], f32, static_cast<int32_t>(n), false);
+    ReduceMin(f32, f32[n], f32, static_cast<int32_t>(n), false);
+    LeakyRelu(f32, f32, 0.01f, n);
+    Erf(f32, f32, n);
+    Tanh(f32, f32, n);
+    Sin(f32, f32, n);
+    Cos(f32, f32, n);
+}
+
 }  // namespace probe
