@@ -197,11 +197,30 @@ def _parse(output: str, projects: Mapping[str, Mapping[str, str]]) -> dict[str, 
 
 
 def _key(kit: Path, npu_arch: int, files: Mapping[str, str]) -> str:
+    """What a result depends on: the architecture, the kit, and the compiled sources up to their
+    comments, blank lines, trailing blanks and the text inside string literals (none can change
+    whether a source compiles; they are where two targets of one architecture differ:
+    `AddConfig("ascend910_93")`). `#include` lines are kept whole."""
     digest = hashlib.sha256(f"{npu_arch}\n{_kit_identity(kit)}\n".encode())
     for relative in sorted(files):
         if relative.startswith(_CHECKED):
-            digest.update(f"{relative}\n{len(files[relative])}\n".encode() + files[relative].encode())
+            text = _normalized(files[relative])
+            digest.update(f"{relative}\n{len(text)}\n".encode() + text.encode())
     return digest.hexdigest()[:32]
+
+
+_LITERAL_OR_COMMENT = re.compile(r'^\s*#\s*include[^\n]*|"(?:[^"\\\n]|\\.)*"|//[^\n]*|/\*.*?\*/', re.MULTILINE | re.DOTALL)
+
+
+def _normalized(text: str) -> str:
+    def keep(match: re.Match) -> str:
+        found = match.group(0)
+        if found.lstrip().startswith("#"):
+            return found
+        return '""' if found.startswith('"') else ""
+
+    lines = (line.rstrip() for line in _LITERAL_OR_COMMENT.sub(keep, text).splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 _KIT_IDS: dict[Path, str] = {}
