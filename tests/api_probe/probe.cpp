@@ -14,6 +14,7 @@
 
 #include "kernel_operator.h"
 #include "kernel_tiling/kernel_tiling.h"
+#include "lib/matmul_intf.h"
 
 using namespace AscendC;
 
@@ -167,6 +168,20 @@ static_assert(std::is_same<decltype(Mins(std::declval<const L&>(), std::declval<
     Tanh(f32, f32, n);
     Sin(f32, f32, n);
     Cos(f32, f32, n);
+}
+
+// The Matmul API, as the MatMul-epilogue kernels use it (the cube side of a MIX kernel).
+using Mm = Matmul<MatmulType<TPosition::GM, CubeFormat::ND, half>, MatmulType<TPosition::GM, CubeFormat::ND, half>,
+                  MatmulType<TPosition::GM, CubeFormat::ND, float>, MatmulType<TPosition::GM, CubeFormat::ND, float>>;
+[[maybe_unused]] static void MatmulCalls(TPipe& pipe, Mm& mm, const AscendC::tiling::TCubeTiling& tiling,
+                                         GlobalTensor<half> a, GlobalTensor<half> b, GlobalTensor<float> c, int m, int n)
+{
+    REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), mm, &tiling);
+    mm.SetTensorA(a[0]);
+    mm.SetTensorB(b[n]);
+    mm.SetTail(m, n);
+    mm.IterateAll(c[0]);
+    mm.End();
 }
 
 }  // namespace probe
