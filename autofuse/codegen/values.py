@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from autofuse.codegen.program import GmArg
 from autofuse.codegen.views import View
-from autofuse.errors import AutofuseError
 from autofuse.ir.graph import Graph, Node
-from autofuse.yamlfile import read_yaml
+from autofuse.ops.vector_ops import op_table  # noqa: F401 - the generator reads it from here
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "_templates"
 FLOAT = "float32"
@@ -24,10 +22,6 @@ BOUND_OPS = ("Slice", "Split")  # ops whose non-data operands must be known when
 C_COMPARE = {"LT": "<", "GT": ">", "EQ": "==", "LE": "<=", "GE": ">=", "NE": "!="}
 
 
-@lru_cache(maxsize=1)
-def op_table() -> dict:
-    """codegen_templates/vector_ops.yaml, parsed once."""
-    return read_yaml(TEMPLATES / "vector_ops.yaml", AutofuseError, "code generator op table")
 
 
 class LoweringError(Exception):

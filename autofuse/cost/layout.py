@@ -22,26 +22,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from autofuse.cost.tiling import WHOLE_BROADCAST, PartLayout, UbAlloc, resident_pitch
 from autofuse.cost.traffic import data_inputs
-from autofuse.errors import AutofuseError
 from autofuse.ir import views
 from autofuse.ir.graph import Node
 from autofuse.ir.views import View, merge_dims
 from autofuse.ops.axes import reduction_signature
 from autofuse.ops.table import scalar_factor
-from autofuse.yamlfile import read_yaml
+from autofuse.ops.vector_ops import op_table
 
 if TYPE_CHECKING:
     from autofuse.cost.model import CostModel
 
-_TABLE = Path(__file__).resolve().parent.parent / "_templates" / "vector_ops.yaml"
 ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, "bool": 1, "uint8": 1, "int8": 1,
             "int16": 2}
 _VIEW_OPS = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Expand", "Transpose", "Slice", "Split"}
@@ -51,10 +47,6 @@ _REDUCE_KINDS = {"ReduceSum": "Sum", "ReduceMean": "Sum", "ReduceMax": "Max", "R
 _FLOAT = "float32"
 
 
-@lru_cache(maxsize=1)
-def op_table() -> dict:
-    """codegen_templates/vector_ops.yaml (the code generator's op table), parsed once."""
-    return read_yaml(_TABLE, AutofuseError, "code generator op table")
 
 
 def spare_temporaries(op: str) -> int:
