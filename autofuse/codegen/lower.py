@@ -102,10 +102,18 @@ def lower_group(ctx: LowerContext, group: FusionGroup) -> KernelProgram | CallTh
         return CallThrough(group.id, op_name_for(group), cann or group.op_type, group.rule)
     if group.cost is None or not group.cost.tile:
         return Unsupported(group.id, "the cost model could not price this group (a shape is unknown)")
+    if "bfloat16" not in ctx.hw.vector_dtypes and _touches_bf16(ctx.graph, group):
+        # CANN's headers for such a target (300I: dav_m200) have no bf16 Cast or copy path
+        return Unsupported(group.id, f"bf16 data: {ctx.hw.name} has no bf16 vector path (profile vector_dtypes)")
     try:
         return KernelBuilder(ctx, group).build()
     except LoweringError as exc:
         return Unsupported(group.id, str(exc))
+
+
+def _touches_bf16(graph: Graph, group: FusionGroup) -> bool:
+    values = [*group.inputs, *group.outputs]
+    return any(graph.values[v].dtype == "bfloat16" for v in values if v in graph.values)
 
 
 # -- the builder --------------------------------------------------------------------------------
