@@ -53,7 +53,7 @@ def test_ascend910b_matches_the_reference(profiles):
 def test_ascend910_93_shares_the_a2_core(profiles):
     a2, a3 = profiles["ascend910b"], profiles["ascend910_93"]
     per_core = ("ub_bytes", "ub_usable_bytes", "l1_bytes", "l0a_bytes", "l0b_bytes", "l0c_bytes", "vector_dtypes",
-                "has_datacopy_pad", "l0c_to_ub", "ub_alignment", "max_queue_buffers_per_position")
+                "has_datacopy_pad", "has_bf16_data", "l0c_to_ub", "ub_alignment", "max_queue_buffers_per_position")
     assert all(getattr(a2, f) == getattr(a3, f) for f in per_core)
     assert (a3.aic_cores, a3.aiv_cores) == (24, 48)
     assert a3.sources["aic_cores"].endswith("(confidence M)")
@@ -62,7 +62,7 @@ def test_ascend910_93_shares_the_a2_core(profiles):
 
 def test_ascend310p_lacks_datacopy_pad_and_bf16(profiles):
     hw = profiles["ascend310p"]
-    assert not hw.has_datacopy_pad
+    assert not hw.has_datacopy_pad and not hw.has_bf16_data and profiles["ascend910b"].has_bf16_data
     assert "bfloat16" not in hw.vector_dtypes and "bfloat16" not in hw.cube_flops
     assert hw.l0c_to_ub  # through the vector unit on the coupled core
     assert hw.vector_only_cores > 0 and hw.mix_extra_us == 0

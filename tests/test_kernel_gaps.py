@@ -193,3 +193,18 @@ def test_a_bug_in_the_kernel_check_names_the_group(tmp_path, monkeypatch, capsys
     assert err.startswith("autofuse: internal error: the kernel check failed on fused group g0") and "KeyError" in err
     assert not (tmp_path / "out").exists()
 
+
+
+def test_bf16_groups_get_kernels_where_the_profile_has_a_bf16_path_and_a_reason_where_not():
+    """A2/A3 copy bf16 into the UB and cast it to fp32 there; CANN's 300I headers have no bf16
+    Cast (profile features.bf16_data: false). There the group is declined with that reason, not
+    emitted as a kernel that would not compile."""
+    from kernel_cases import rule_model
+    bf16 = rule_model("rms_norm", 1, "bfloat16")
+    assert bf16 is not None
+    a2 = fuse(bf16, opt_level=2, target="ascend910b", kernels=True, dims={"batch": 2, "seq": 16})
+    p300 = fuse(bf16, opt_level=2, target="ascend310p", kernels=True, dims={"batch": 2, "seq": 16})
+    assert a2.kernels and all(k.generated for k in a2.kernels.values())
+    declined = [k for k in p300.kernels.values() if not k.generated]
+    assert declined and all("features.bf16_data" in k.record.reason for k in declined)
+    assert p300.kernel_coverage != a2.kernel_coverage

@@ -50,7 +50,6 @@ from autofuse.codegen.views import View
 from autofuse.cost.hardware import Hardware
 from autofuse.cost.model import CostModel
 from autofuse.cost.traffic import data_inputs
-from autofuse.errors import AutofuseError
 from autofuse.ir.graph import Graph, Node
 from autofuse.ops.table import scalar_factor
 from autofuse.planner.plan import FusionGroup
@@ -103,23 +102,12 @@ def lower_group(ctx: LowerContext, group: FusionGroup) -> KernelProgram | CallTh
         return CallThrough(group.id, op_name_for(group), cann or group.op_type, group.rule)
     if group.cost is None or not group.cost.tile:
         return Unsupported(group.id, "the cost model could not price this group (a shape is unknown)")
-    if _no_bf16(ctx.hw) and _touches_bf16(ctx.graph, group):
-        return Unsupported(group.id, f"bf16 data: {ctx.hw.name} (__NPU_ARCH__ 2002) has no bf16 Cast or copy path")
+    if not ctx.hw.has_bf16_data and _touches_bf16(ctx.graph, group):
+        return Unsupported(group.id, f"bf16 data: {ctx.hw.name} has no bf16 copy or Cast path (profile features.bf16_data)")
     try:
         return KernelBuilder(ctx, group).build()
     except LoweringError as exc:
         return Unsupported(group.id, str(exc))
-
-
-def _no_bf16(hw) -> bool:
-    """Atlas 300I (__NPU_ARCH__ 2002, dav_m200): CANN's headers have no bf16 Cast or data-copy
-    overloads there (A2/A3 load, fill and cast bf16; their arithmetic runs in fp32 either way)."""
-    from autofuse.emulator.build import target_for
-
-    try:
-        return target_for(hw).npu_arch == 2002
-    except AutofuseError:  # a profile the emulator has no architecture for
-        return False
 
 
 def _touches_bf16(graph: Graph, group: FusionGroup) -> bool:

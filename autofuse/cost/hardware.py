@@ -54,6 +54,7 @@ class Hardware:
     mix_extra_us: float  # extra head cost per cube+vector (MIX) kernel
     vector_dtypes: frozenset[str]
     has_datacopy_pad: bool
+    has_bf16_data: bool  # bf16 tensors can be copied to/from the UB and cast to fp32 there
     l0c_to_ub: bool
     ub_alignment: int
     max_queue_buffers_per_position: int
@@ -135,6 +136,7 @@ _SCHEMA: dict[str, dict[str, _Field]] = {
     "features": {
         "vector_dtypes": _Field("vector_dtypes", "dtypes"),
         "datacopy_pad": _Field("has_datacopy_pad", "bool"),
+        "bf16_data": _Field("has_bf16_data", "bool"),
         "l0c_to_ub": _Field("l0c_to_ub", "bool"),
     },
 }

@@ -9,6 +9,10 @@ kit in `third_party/ascend-api/` (its README says what it checks and what it can
 no device code paths, nothing below the AscendC:: API). The architecture is the profile's
 `__NPU_ARCH__` (autofuse/emulator/targets.yaml): 2201 for Atlas A2/A3, 2002 for Atlas 300I.
 
+The sources are first compiled many to a translation unit (api_batch.py: CANN's headers parsed
+once for dozens of sources); the projects a failing unit's messages name are then checked one by
+one with the kit's check.sh, and only that verdict counts as a failure.
+
 The kit is found at `$AUTOFUSE_ASCEND_API`, else `third_party/ascend-api` of the source checkout
 autofuse runs from. Where it is not there (an installed package), the check reports that it did
 not run (`api_checked` null, and the summary says why); it never counts as passed.
@@ -25,6 +29,8 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from autofuse.verify import api_batch as batch
 
 KIT_ENV = "AUTOFUSE_ASCEND_API"
 _CHECKED = ("op_kernel/", "op_host/", "framework/")  # the sources of a project that are compiled
@@ -84,78 +90,76 @@ def check_projects(projects: Mapping[str, Mapping[str, str]], npu_arch: int, *, 
 
 def _run(kit: Path, projects: Mapping[str, Mapping[str, str]], npu_arch: int, work: Path | None,
          timeout_s: float, jobs: int | None = None) -> dict[str, ApiResult]:
-    """check.sh over the projects, split into `jobs` folders checked at once (one per core)."""
+    """Batched first, check.sh for what a batch does not clear. The sources are compiled many to
+    a translation unit (batch.py says how, and why that cannot pass a source that fails alone);
+    every project of a unit that fails, and every source that cannot share a unit, then goes
+    through check.sh one project at a time, whose words become the error."""
     own = work is None
     root = Path(tempfile.mkdtemp(prefix="autofuse-api-")) if own else work
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(projects)))
     try:
-        chunks = [root / f"kernels{j}" for j in range(jobs)]
-        for i, (op, files) in enumerate(projects.items()):
-            for relative, text in files.items():
-                if relative.startswith(_CHECKED):
-                    path = chunks[i % jobs] / op / relative
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(text, encoding="utf-8")
-        running = [subprocess.Popen(["bash", str(kit / "tools" / "check.sh"), str(chunk), "--arch", str(npu_arch),
-                                     "--pch", "--errors", "3", "--logs", str(root / f"logs{j}")],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                    env={**os.environ, "LC_ALL": "C"})
-                   for j, chunk in enumerate(chunks)]
-        output = ""
-        try:
-            for process in running:
-                stdout, stderr = process.communicate(timeout=timeout_s)
-                if process.returncode not in (0, 1):
-                    raise ApiCheckUnavailable(f"check.sh exited {process.returncode}: {' '.join(stderr.split())[:300]}")
-                output += stdout
-        except subprocess.TimeoutExpired:
-            raise ApiCheckUnavailable(f"the real-header check took over {timeout_s:.0f} s") from None
-        finally:
-            for process in running:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
-        results = _parse(output, projects)
-        folders = {op: chunks[i % jobs] for i, op in enumerate(projects)}
-        return _with_plugins(kit, folders, projects, results, timeout_s)
+        cleared = batch.check(kit, projects, npu_arch, root / "batched", timeout_s, jobs)
+        results = {op: ApiResult(True) for op in cleared}
+        rest = {op: files for op, files in projects.items() if op not in cleared}
+        if rest:
+            results.update(_run_one_by_one(kit, rest, npu_arch, root / "single", timeout_s, jobs))
+        return results
     finally:
         if own:
             shutil.rmtree(root, ignore_errors=True)
 
 
+def _run_one_by_one(kit: Path, projects: Mapping[str, Mapping[str, str]], npu_arch: int, root: Path,
+                    timeout_s: float, jobs: int | None = None) -> dict[str, ApiResult]:
+    """check.sh over the projects, split into `jobs` folders checked at once (one per core); the
+    ATC plugins compiled one by one. Slow (each compile parses CANN's headers again) but its
+    error lines are the compiler's own, for the source alone."""
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(projects)))
+    chunks = [root / f"kernels{j}" for j in range(jobs)]
+    for i, (op, files) in enumerate(projects.items()):
+        for relative, text in files.items():
+            if relative.startswith(_CHECKED):
+                path = chunks[i % jobs] / op / relative
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
+    running = [subprocess.Popen(["bash", str(kit / "tools" / "check.sh"), str(chunk), "--arch", str(npu_arch),
+                                 "--pch", "--errors", "3", "--logs", str(root / f"logs{j}")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "LC_ALL": "C"})
+               for j, chunk in enumerate(chunks)]
+    output = ""
+    try:
+        for process in running:
+            stdout, stderr = process.communicate(timeout=timeout_s)
+            if process.returncode not in (0, 1):
+                raise ApiCheckUnavailable(f"check.sh exited {process.returncode}: {' '.join(stderr.split())[:300]}")
+            output += stdout
+    except subprocess.TimeoutExpired:
+        raise ApiCheckUnavailable(f"the real-header check took over {timeout_s:.0f} s") from None
+    finally:
+        for process in running:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    results = _parse(output, projects)
+    folders = {op: chunks[i % jobs] for i, op in enumerate(projects)}
+    return _with_plugins(kit, folders, projects, results, timeout_s)
+
+
 def _with_plugins(kit: Path, folders: Mapping[str, Path], projects: Mapping[str, Mapping[str, str]],
                   results: dict[str, ApiResult], timeout_s: float) -> dict[str, ApiResult]:
-    """ATC's ONNX plugin of each project (framework/onnx_plugin/*.cc) compiled with the kit's host
-    flags, against metadef's register/register.h (check.sh covers op_kernel and op_host only).
-    Plugins are compiled many to a file (each is a registration and one static function, named
-    after its op, so plugins of different ops can share a translation unit); a file that fails
-    is compiled plugin by plugin to say whose the error is."""
-    plugins = [(op, folders[op] / op / relative) for op, files in projects.items() for relative in sorted(files)
-               if relative.startswith("framework/onnx_plugin/") and relative.endswith(".cc")]
-    if not plugins:
-        return results
-    flags = subprocess.run(["bash", str(kit / "tools" / "check.sh"), "--print-flags", "host"], capture_output=True,
-                           text=True, check=False, timeout=timeout_s).stdout.splitlines()
-    if not flags:
-        raise ApiCheckUnavailable("check.sh --print-flags host printed nothing")
-    batches: list[dict[str, tuple[str, Path]]] = []  # plugin file name (one per op name) -> (project, path)
-    for op, path in plugins:
-        batch = next((b for b in batches if path.name not in b and len(b) < 64), None)
-        if batch is None:
-            batch = {}
-            batches.append(batch)
-        batch[path.name] = (op, path)
+    """ATC's ONNX plugin of each project (framework/onnx_plugin/*.cc) compiled alone with the
+    kit's host flags, against metadef's register/register.h (check.sh covers op_kernel and
+    op_host only)."""
     out = dict(results)
-    for number, batch in enumerate(batches):
-        unit = next(iter(batch.values()))[1].parents[3] / f"plugins_{number}.cc"
-        unit.write_text("".join(f'#include "{path}"\n' for _, path in batch.values()))
-        if _compile(flags, unit, timeout_s) is None:
-            continue
-        for op, path in batch.values():
-            error = _compile(flags, path, timeout_s)
-            if error is not None and out[op].ok:
-                text = " ".join(error.replace(str(path.parents[2]) + "/", "").split())
-                out[op] = ApiResult(False, f"{path.relative_to(path.parents[2])}: {text}"[:600])
+    flags = batch.flags(kit, "host")
+    for op, files in projects.items():
+        for relative in sorted(files):
+            if relative.startswith("framework/onnx_plugin/") and relative.endswith(".cc"):
+                path = folders[op] / op / relative
+                error = _compile(flags, path, timeout_s)
+                if error is not None and out[op].ok:
+                    text = " ".join(error.replace(str(path.parents[2]) + "/", "").split())
+                    out[op] = ApiResult(False, f"{relative}: {text}"[:600])
     return out
 
 
