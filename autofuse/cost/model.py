@@ -26,6 +26,7 @@ from autofuse.cost.hardware import Hardware
 from autofuse.cost.layout import kernel_layout, op_table
 from autofuse.cost.tiling import (
     WHOLE_BROADCAST,
+    DtypeLimit,
     Tile,
     TileOverflow,
     TileRequest,
@@ -335,6 +336,11 @@ class CostModel:
             head = self.head_us(1.0, mix=bool(matmuls))
             tile = Tile("call_through", space, cores=self.hw.aiv_cores, note="a CANN kernel; its tiling is its own")
             return Estimate(head + max(memory, cube + vector), crossing, head, memory, cube + vector, tile=tile)
+        if not self.hw.has_bf16_data:  # the generated kernel would copy and cast it: no such path
+            bf16 = [v for v in (*inputs, *outputs) if self.graph.type_of(v).dtype == "bfloat16"]
+            if bf16:
+                raise DtypeLimit(f"'{bf16[0]}' is bfloat16, which {self.hw.name} cannot copy into the Unified Buffer "
+                                 f"or cast there (profile features.bf16_data: false)", (), self.hw.ub_usable_bytes)
         vector_work = [n for n in vector_nodes
                        if op_class(n) not in (OpClass.VIEW, OpClass.METADATA) and n.op_type != "Constant"]
         traffic = KernelTraffic(self, nodes, inputs, outputs)

@@ -262,6 +262,13 @@ class ArgumentLimit(LimitExceeded):
     reason = "too_many_arguments"
 
 
+class DtypeLimit(LimitExceeded):
+    """The kernel would read or write a dtype the target's vector core cannot copy or cast
+    (profile `features.bf16_data`)."""
+
+    reason = "dtype_not_on_target"
+
+
 def choose_tile(request: TileRequest, hw: Hardware) -> Tile:
     """The largest tile that fits the usable UB (raises TileOverflow when none does, QueueLimit
     when the kernel needs more buffers than the target has, ArgumentLimit when it takes more GM
