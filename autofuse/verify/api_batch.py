@@ -69,7 +69,7 @@ def check(kit: Path, projects: Mapping[str, Mapping[str, str]], npu_arch: int, w
     kernel_flags, host_flags = flags(kit, "kernel", npu_arch), flags(kit, "host")
     headers = _tiling_headers(kit, npu_arch, [u for u in units if u.kind == "kernel"], work)
     with ThreadPoolExecutor(len(_PASSES)) as pool:
-        pch = dict(zip(_PASSES, pool.map(lambda p: _precompiled(kernel_flags, p), _PASSES)))
+        pch = dict(zip(_PASSES, pool.map(lambda p: _precompiled(kit, kernel_flags, p), _PASSES)))
     failed = set(unbatched)
     pending, number = units, 0
     with ThreadPoolExecutor(max(1, jobs or os.cpu_count() or 1)) as pool:
@@ -245,14 +245,19 @@ def _errors(command: list[str], timeout_s: float) -> str | None:
     return None if done.returncode == 0 else done.stderr
 
 
-def _precompiled(kernel_flags: list[str], pass_flag: str) -> Path | None:
+def _precompiled(kit: Path, kernel_flags: list[str], pass_flag: str) -> Path | None:
     """kernel_operator.h precompiled for these flags (about 200 MB, kept beside check.sh's own in
-    the kit's cache folder); None where it cannot be built (the units then parse the header)."""
+    the kit's cache folder); None where it cannot be built (the units then parse the header).
+    Keyed by the flags (whose header view is named by the headers' content), the kit's stand-in
+    headers (their folder is the same whatever they hold) and the compiler."""
     cache = _cache_folder()
     if cache is None:
         return None
     version = subprocess.run(["g++", "--version"], capture_output=True, text=True, check=False).stdout
-    key = hashlib.sha256("\n".join([*kernel_flags, pass_flag, version]).encode()).hexdigest()[:20]
+    digest = hashlib.sha256("\n".join([*kernel_flags, pass_flag, version]).encode())
+    for stub in sorted((kit / "stubs").glob("*")):
+        digest.update(stub.name.encode() + stub.read_bytes())
+    key = digest.hexdigest()[:20]
     folder = cache / f"autofuse-pch-{key}"
     header = folder / "kernel_operator_pch.h"
     if (folder / "kernel_operator_pch.h.gch").is_file():
