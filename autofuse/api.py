@@ -18,7 +18,7 @@ import onnx
 
 from autofuse.candidates.auto import DEFAULT_MAX_GROUP_SIZE
 from autofuse.candidates.rules.loader import Rule, library_files, load_rules
-from autofuse.codegen import GeneratedKernel, generate_kernels, write_projects
+from autofuse.codegen import EmissionCheck, GeneratedKernel, generate_kernels, write_projects
 from autofuse.cost.hardware import DEFAULT_TARGET, load_profile
 from autofuse.errors import InputError
 from autofuse.cost.model import bind_dims
@@ -171,9 +171,12 @@ def _fuse(model, opt_level, hardware, *, max_group_size, verify, seed, rules, di
     # A PyTorch graph is lowered to torch_npu ops: a rule with one pays only as the whole block.
     keep = frozenset(r.name for r in rule_set if r.lowering.get("torch_npu")) if torch_graph else frozenset()
     static = None if torch_graph else concrete_shapes(loaded, bound)
+    # An ONNX model's fused groups become generated kernels: the planner forms only groups the
+    # generator can write (a PyTorch graph's rule groups become torch_npu ops instead).
+    emittable = None if torch_graph else EmissionCheck(loaded.graph, hardware, bound, static, rule_set)
     plan = plan_fusion(loaded.graph, opt_level, max_group_size=max_group_size, rules=rule_set,
                        disabled_rules=frozenset(disable_rules), disabled_groups=frozenset(disable_fusions),
-                       hardware=hardware, dims=bound, static_shapes=static, keep_rules=keep)
+                       hardware=hardware, dims=bound, static_shapes=static, keep_rules=keep, emittable=emittable)
     if not torch_graph:
         plan = free_function_names(plan, loaded.model)
     rewritten = rewrite_fx(loaded, plan, rule_set, backend=backend) if torch_graph else rewrite_onnx(loaded, plan)

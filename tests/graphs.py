@@ -26,6 +26,20 @@ def fused(m: onnx.ModelProto, level: int = 3, **kwargs):
     return result
 
 
+def planner_alone(monkeypatch) -> None:
+    """Plan as if the code generator wrote a kernel for every group: what the planner alone
+    decides. The product asks the generator first (codegen/gate.py) and refuses what it declines
+    (`no_kernel_for_group`); `declined` shows that beside."""
+    import autofuse.api
+    monkeypatch.setattr(autofuse.api, "EmissionCheck", lambda *args, **kwargs: (lambda *candidate: None))
+
+
+def declined(m: onnx.ModelProto, level: int, **kwargs) -> list[str]:
+    """The details of the `no_kernel_for_group` refusals when the generator is asked."""
+    result = fuse(m, opt_level=level, **kwargs)
+    return [r["detail"] for r in result.report["rejected"] if r["reason"] == "no_kernel_for_group"]
+
+
 def groups(result) -> list[list[str]]:
     return [g["members"] for g in result.report["groups"]]
 

@@ -275,13 +275,21 @@ def test_310p_kernels_use_no_datacopypad():
     assert "DataCopyPad(" in a2.files[f"op_kernel/{a2.program.kernel_name}.cpp"]
 
 
-def test_unsupported_groups_say_why():
-    """An op the generator has no lowering for (Sign) is fused by the planner but gets no
-    kernel: the report says why instead of a source path."""
+def test_unsupported_groups_say_why(monkeypatch):
+    """An op the generator has no lowering for (Sign): the planner asks the generator first and
+    refuses the group with the generator's reason; a group formed all the same (here: the
+    question switched off) gets no kernel, and the report says why instead of a source path."""
+    from graphs import planner_alone
+
     text = """g (float[4, 64] x) => (float[4, 64] y) {
   e = Exp (x)
   y = Sign (e)
 }"""
+    result = fuse(example_model(text), opt_level=3, kernels=True)
+    assert not result.report["groups"]
+    (refusal,) = [r for r in result.report["rejected"] if r["reason"] == "no_kernel_for_group"]
+    assert "Sign" in refusal["detail"] and "has no vector lowering" in refusal["detail"]
+    planner_alone(monkeypatch)
     result = fuse(example_model(text), opt_level=3, kernels=True)
     kernels = [g["kernel"] for g in result.report["groups"]]
     assert kernels and all(k["generated"] is False and k["reason"] and k["source"] is None for k in kernels)

@@ -1,8 +1,12 @@
 """Fused groups left without a kernel, and bugs in the generator, are never silent.
 
-A group the generator declines (an op it has no lowering for) is a legitimate outcome: the run
-goes on, and the summary, report.json totals (`kernels_missing`, `kernels_unverified`), report.md
-and `FuseResult.kernel_coverage` say how many and why; with --verify-kernels such a run exits 4.
+The planner asks the generator before it forms a group (codegen/gate.py): a group the generator
+declines (an op it has no lowering for) is refused with the generator's reason
+(`no_kernel_for_group`). A group formed all the same and then left without a kernel (a rule's
+group whose shapes cannot be priced, a gap the question misses) is still a legitimate outcome:
+the run goes on, and the summary, report.json totals (`kernels_missing`, `kernels_unverified`),
+report.md and `FuseResult.kernel_coverage` say how many and why; with --verify-kernels such a
+run exits 4. Those tests switch the question off (`planner_alone`) to make such a gap.
 An exception inside the generator is a bug: exit 1, one line naming the group, nothing written.
 """
 from __future__ import annotations
@@ -11,7 +15,7 @@ import json
 
 import onnx
 import pytest
-from graphs import model
+from graphs import model, planner_alone
 
 from autofuse import fuse
 from autofuse.cli import main
@@ -57,7 +61,8 @@ def _lines(text: str, start: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip().startswith(start)]
 
 
-def test_missing_kernels_are_counted_in_the_summary_and_the_report(gaps_file, tmp_path, capsys):
+def test_missing_kernels_are_counted_in_the_summary_and_the_report(gaps_file, tmp_path, capsys, monkeypatch):
+    planner_alone(monkeypatch)  # a gap the planner's question to the generator did not prevent
     out = tmp_path / "out"
     assert main(["--input", str(gaps_file), "--opt-level", "3", "-o", str(out)]) == 0  # kernels were not checked
     printed = capsys.readouterr().out
@@ -77,7 +82,8 @@ def test_missing_kernels_are_counted_in_the_summary_and_the_report(gaps_file, tm
     assert "| op Sign ('…') has no vector lowering | 2 |" in markdown
 
 
-def test_verify_kernels_with_groups_left_unverified_exits_4(gaps_file, tmp_path, capsys):
+def test_verify_kernels_with_groups_left_unverified_exits_4(gaps_file, tmp_path, capsys, monkeypatch):
+    planner_alone(monkeypatch)  # a gap the planner's question to the generator did not prevent
     out = tmp_path / "out"
     code = main(["--input", str(gaps_file), "--verify-kernels", "-o", str(out)])
     captured = capsys.readouterr()
@@ -109,6 +115,7 @@ def test_a_complete_check_says_none_unverified_and_exits_0(tmp_path, capsys):
 
 def test_a_wrong_kernel_and_a_missing_one_exit_3_and_name_both(gaps_file, tmp_path, monkeypatch, capsys):
     """A mismatch outranks a gap: exit 3, and the message mentions the gap too."""
+    planner_alone(monkeypatch)  # a gap the planner's question to the generator did not prevent
     table = dict(vector.op_table())
     table["unary"] = {**table["unary"], "Sigmoid": [["Muls", -1.0], ["Exp"], ["Adds", 1.0]]}  # no reciprocal
     monkeypatch.setattr(vector, "op_table", lambda: table)
@@ -121,7 +128,8 @@ def test_a_wrong_kernel_and_a_missing_one_exit_3_and_name_both(gaps_file, tmp_pa
     assert "1 generated kernel(s) failed the CPU check" in err and "also 3 of 3 unverified" in err
 
 
-def test_the_api_exposes_the_coverage():
+def test_the_api_exposes_the_coverage(monkeypatch):
+    planner_alone(monkeypatch)  # a gap the planner's question to the generator did not prevent
     result = fuse(model(GAPS), opt_level=3, verify_kernels=True)
     coverage = result.kernel_coverage
     signs = _sign_groups(result.report)
@@ -166,6 +174,9 @@ def test_a_generator_bug_exits_1_names_the_group_and_writes_nothing(gaps_file, t
 
 
 def test_a_generator_bug_raises_from_the_api_but_a_declined_group_does_not(monkeypatch):
+    """A bug met while the planner asks the generator is not an answer: the group is formed and
+    the bug reported on it by the generator. A declined group is a decision: refused by the
+    planner with the reason, or (the question switched off) left without a kernel."""
     monkeypatch.setattr(lower.KernelBuilder, "build", _broken_build)
     with pytest.raises(GeneratorError) as raised:
         fuse(model(COMPLETE), opt_level=3, kernels=True)
@@ -178,7 +189,27 @@ def test_a_generator_bug_raises_from_the_api_but_a_declined_group_does_not(monke
 
     monkeypatch.setattr(lower.KernelBuilder, "build", declined)
     result = fuse(model(COMPLETE), opt_level=3, kernels=True)  # a decision, not a bug
+    assert not result.plan.groups and result.kernel_coverage.missing == {}
+    assert [(r["reason"], r["detail"]) for r in result.report["rejected"] if r["reason"] == "no_kernel_for_group"] \
+        == [("no_kernel_for_group", "the code generator declines it: nothing to see")]
+    planner_alone(monkeypatch)
+    result = fuse(model(COMPLETE), opt_level=3, kernels=True)
     assert result.kernel_coverage.missing == {"g0": "nothing to see"}
+
+
+def test_the_planner_refuses_what_the_generator_declines(tmp_path, capsys):
+    """The Sign groups of GAPS are never formed: refused with the generator's reason; the group it
+    can write is kept, gets its kernel, and the kernel check is complete (exit 0)."""
+    path = tmp_path / "gaps.onnx"
+    onnx.save(model(GAPS), path)
+    out = tmp_path / "out"
+    assert main(["--input", str(path), "--verify-kernels", "-o", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert not _sign_groups(report) and len(report["groups"]) == 1 and report["groups"][0]["kernel"]["generated"]
+    refused = [r for r in report["rejected"] if r["reason"] == "no_kernel_for_group"]
+    assert len(refused) == 2 and all("Sign" in r["detail"] and "has no vector lowering" in r["detail"] for r in refused)
+    assert report["totals"]["kernels_missing"]["count"] == 0
+    assert not _lines(capsys.readouterr().out, "kernels MISSING:")
 
 
 def test_a_bug_in_the_kernel_check_names_the_group(tmp_path, monkeypatch, capsys):

@@ -23,6 +23,7 @@ UB_OVERFLOW = "ub_overflow"
 TOO_MANY_BUFFERS = "too_many_buffers"  # cost/tiling.py QueueLimit
 TOO_MANY_ARGUMENTS = "too_many_arguments"  # cost/tiling.py ArgumentLimit
 DTYPE_NOT_ON_TARGET = "dtype_not_on_target"  # cost/tiling.py DtypeLimit
+NOT_EMITTABLE = "no_kernel_for_group"  # the code generator declines the group (planner/pricing.py)
 OVERLAPPING_MATCH = "overlapping_match"
 AUTOMATIC_SAVES_MORE = "automatic_grouping_saves_more"
 

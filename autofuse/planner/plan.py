@@ -25,11 +25,11 @@ from autofuse.cost.hardware import Hardware
 from autofuse.cost.model import CostModel, Estimate, UnknownShape, bind_dims, group_scheme
 from autofuse.cost.tiling import TileOverflow
 from autofuse.planner.merge import VIEWS, Merged, candidate_of, has_matmul, is_convex, merge_around_matmuls
-from autofuse.planner.pricing import Priced, price_candidates, saving_us
+from autofuse.planner.pricing import Emittable, Priced, group_inputs, price_candidates, saving_us
 
 FUSED_DOMAIN = "ai.autofuse"
 FUSED_OPSET_VERSION = 1  # the version the rewritten model imports the domain at
-_KIND_NAMES = {
+KIND_NAMES = {
     "elementwise": "Elementwise", "reduction": "Reduction", "matmul_epilogue": "MatMulEpilogue", "shape": "ShapeCompute",
 }
 
@@ -94,6 +94,7 @@ def plan_fusion(
     dims: Mapping[str, int] | None = None,
     static_shapes: Mapping[str, tuple[int, ...]] | None = None,
     keep_rules: frozenset[str] = frozenset(),
+    emittable: Emittable | None = None,
 ) -> Plan:
     """Choose the fused groups for `graph` at `opt_level`.
 
@@ -103,7 +104,8 @@ def plan_fusion(
     unfused, so every other group keeps its id (what `autofuse bisect` relies on). Matches of
     the rules in `keep_rules` stay exactly as matched: they do not compete, merge or get refused
     for want of benefit (the PyTorch path lowers them to one torch_npu op each, which only pays
-    as the whole block).
+    as the whole block). With `emittable` (the code generator's answer, see pricing.py), a group
+    the generator would decline is refused as it is priced, never formed.
     """
     if not 0 <= opt_level <= 3:
         raise ValueError(f"opt_level must be 0-3, got {opt_level}")
@@ -136,7 +138,7 @@ def plan_fusion(
     priced: dict[frozenset[int], Priced] = {}
     if model is not None:
         priced = {p.candidate.members: p for p in price_candidates(graph, model, items, node_time, boundary_of,
-                                                                   refusals, keep_rules)}
+                                                                   refusals, keep_rules, emittable)}
         items = [p.item for p in priced.values()]
     groups = tuple(_number(graph, [candidate_of(i) for i in items], boundary_of))
     check_partition(groups, graph)
@@ -408,8 +410,8 @@ def _number(graph: Graph, candidates: list[Candidate], boundary_of: Boundary | N
     for index, candidate in enumerate(ordered):
         members = tuple(sorted(candidate.members))
         inputs, outputs = boundary_of(members)
-        inputs = tuple(dict.fromkeys((*(v for v in candidate.inputs if v in inputs), *inputs)))
-        name = candidate.op_name or f"Fused{_KIND_NAMES.get(candidate.kind, 'Group')}"
+        inputs = group_inputs(candidate, inputs)
+        name = candidate.op_name or f"Fused{KIND_NAMES.get(candidate.kind, 'Group')}"
         groups.append(FusionGroup(f"g{index}", f"{name}_{index}", candidate.kind, candidate.rule, members,
                                   inputs, outputs, candidate.attributes, lowering=candidate.lowering))
     return groups

@@ -6,19 +6,41 @@ not pay (or does not fit) is split back into the candidates it was made of, whic
 turn; an automatic group whose kernel would need more UB buffers or GM arguments than the
 target allows is split into the longest runs of its members that stay within the limits; any
 other candidate that does not pay is refused with the numbers behind the refusal.
+
+With an `emittable` check (the code generator's answer, passed in by whoever runs the pipeline:
+api.py), a candidate that pays is also asked whether a kernel can be written for it; one the
+generator declines is refused here (`no_kernel_for_group`, with the generator's reason), a merge
+falling back to its parts, instead of being formed and left without a kernel.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from autofuse.candidates.auto import Candidate, Refusal
-from autofuse.candidates.decision import NO_BENEFIT, TOO_MANY_ARGUMENTS, TOO_MANY_BUFFERS, UNKNOWN_SHAPE
+from autofuse.candidates.decision import (
+    NO_BENEFIT,
+    NOT_EMITTABLE,
+    TOO_MANY_ARGUMENTS,
+    TOO_MANY_BUFFERS,
+    UNKNOWN_SHAPE,
+)
 from autofuse.cost.model import CostModel, Estimate, UnknownShape, group_scheme
 from autofuse.cost.tiling import LimitExceeded, TileOverflow
 from autofuse.ir.graph import Graph
 from autofuse.ops.table import OpClass, op_class
 from autofuse.planner.merge import VIEWS, Merged, candidate_of, has_matmul
+
+
+# (candidate, its inputs as the group will order them, its outputs, its estimate) -> None when a
+# kernel can be generated for it, else the generator's reason.
+Emittable = Callable[[Candidate, tuple, tuple, Estimate], "str | None"]
+
+
+def group_inputs(candidate: Candidate, inputs: tuple[str, ...]) -> tuple[str, ...]:
+    """The order of a group's inputs: a rule's declared inputs first, then the rest in order of use."""
+    return tuple(dict.fromkeys((*(v for v in candidate.inputs if v in inputs), *inputs)))
 
 
 @dataclass(frozen=True)
@@ -30,7 +52,8 @@ class Priced:
 
 
 def price_candidates(graph: Graph, model: CostModel, items: list, node_time: list[float], boundary,
-                     refusals: list[Refusal], keep_rules: frozenset[str] = frozenset()) -> list[Priced]:
+                     refusals: list[Refusal], keep_rules: frozenset[str] = frozenset(),
+                     emittable: Emittable | None = None) -> list[Priced]:
     """The candidates that pay, priced; refusals are appended for those that do not. Groups of
     the rules in `keep_rules` are priced but kept either way.
 
@@ -46,6 +69,8 @@ def price_candidates(graph: Graph, model: CostModel, items: list, node_time: lis
         verdict = _price(graph, model, candidate, node_time, boundary)
         if isinstance(verdict, Refusal) and verdict.reason == NO_BENEFIT and candidate.rule in keep_rules:
             verdict = _price(graph, model, candidate, node_time, boundary, accept=True)
+        if isinstance(verdict, Priced) and emittable is not None:
+            verdict = _emission(graph, candidate, verdict, boundary, emittable)
         if isinstance(verdict, Priced):
             kept.append(replace(verdict, item=item))
         elif isinstance(item, Merged):
@@ -57,6 +82,20 @@ def price_candidates(graph: Graph, model: CostModel, items: list, node_time: lis
         else:
             refusals.append(verdict)
     return sorted(kept, key=lambda p: min(p.candidate.members))
+
+
+def _emission(graph: Graph, candidate: Candidate, priced: Priced, boundary, emittable: Emittable) -> Priced | Refusal:
+    """The priced candidate, or its refusal when the generator declines to write its kernel.
+    Host work and CANN call-throughs get no generated kernel: nothing to ask."""
+    if priced.after is None or group_scheme(candidate.kind, candidate.lowering,
+                                            has_matmul(graph, candidate.members)) not in ("vector", "matmul"):
+        return priced
+    members = tuple(sorted(candidate.members))
+    inputs, outputs = boundary(members)
+    reason = emittable(candidate, group_inputs(candidate, inputs), outputs, priced.after)
+    if reason is None:
+        return priced
+    return Refusal(_names(graph, members), NOT_EMITTABLE, f"the code generator declines it: {reason}")
 
 
 def _runs(graph: Graph, model: CostModel, candidate: Candidate, boundary) -> list[Candidate]:
