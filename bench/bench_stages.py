@@ -43,6 +43,7 @@ def _stages(path: Path, outdir: Path) -> dict[str, float]:
     from autofuse import api
     from autofuse.api import FuseResult, load_rule_set
     from autofuse.codegen import emit
+    from autofuse.codegen.gate import EmissionCheck
     from autofuse.codegen.generate import generate_kernels
     from autofuse.cost.hardware import DEFAULT_TARGET, load_profile
     from autofuse.cost.model import bind_dims
@@ -84,7 +85,8 @@ def _stages(path: Path, outdir: Path) -> dict[str, float]:
         dims = bind_dims(loaded.graph)
         static = concrete_shapes(loaded, dims)
         mark("concrete shapes")
-        plan = planner.plan_fusion(loaded.graph, 3, rules=rules, hardware=hardware, dims=dims, static_shapes=static)
+        plan = planner.plan_fusion(loaded.graph, 3, rules=rules, hardware=hardware, dims=dims, static_shapes=static,
+                                   emittable=EmissionCheck(loaded.graph, hardware, dims, static, rules))
         mark("plan")
         model = rewrite_onnx(loaded, plan)
         mark("rewrite")
