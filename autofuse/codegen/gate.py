@@ -33,7 +33,6 @@ class EmissionCheck:
                  static: Mapping[str, tuple[int, ...]] | None, rules: Sequence = ()) -> None:
         self.ctx = LowerContext(graph, hardware, CostModel(graph, hardware, dims, static), {r.name: r for r in rules})
         self._seen: dict[object, list[tuple[reuse.Lowered, str | None]]] = {}
-        self.lowered = 0  # candidates actually lowered (the others answered by an earlier structure)
 
     def __call__(self, candidate, inputs: tuple[str, ...], outputs: tuple[str, ...], estimate) -> str | None:
         tile = estimate.tile
@@ -53,7 +52,6 @@ class EmissionCheck:
             result = lower_group(self.ctx, group)
         except Exception:  # noqa: BLE001 - a bug: generate_kernels reports it on the group (see above)
             return None
-        self.lowered += 1
         answer = result.reason if isinstance(result, Unsupported) else None
         kept = reuse.lowered(self.ctx, shape, result, None) if shape is not None else None
         if kept is not None:
