@@ -22,7 +22,7 @@ from autofuse.codegen.program import Unsupported
 from autofuse.cost.hardware import Hardware
 from autofuse.cost.model import CostModel
 from autofuse.ir.graph import Graph
-from autofuse.planner.plan import KIND_NAMES, FusionGroup, GroupCost
+from autofuse.planner.plan import KIND_NAMES, FusionGroup, group_cost
 
 
 class EmissionCheck:
@@ -35,10 +35,7 @@ class EmissionCheck:
         self._seen: dict[object, list[tuple[reuse.Lowered, str | None]]] = {}
 
     def __call__(self, candidate, inputs: tuple[str, ...], outputs: tuple[str, ...], estimate) -> str | None:
-        tile = estimate.tile
-        cost = GroupCost(None, estimate.time_us, None, estimate.hbm_bytes, 0, tile.as_dict() if tile else None,
-                         tile.ub_bytes if tile and tile.buffers else None,
-                         tile.ub_capacity if tile and tile.ub_capacity else None)
+        cost = group_cost(estimate)
         name = candidate.op_name or f"Fused{KIND_NAMES.get(candidate.kind, 'Group')}"
         group = FusionGroup("g0", f"{name}_0", candidate.kind, candidate.rule, tuple(sorted(candidate.members)),
                             inputs, outputs, candidate.attributes, cost=cost, lowering=candidate.lowering)

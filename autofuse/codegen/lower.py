@@ -102,17 +102,10 @@ def lower_group(ctx: LowerContext, group: FusionGroup) -> KernelProgram | CallTh
         return CallThrough(group.id, op_name_for(group), cann or group.op_type, group.rule)
     if group.cost is None or not group.cost.tile:
         return Unsupported(group.id, "the cost model could not price this group (a shape is unknown)")
-    if not ctx.hw.has_bf16_data and _touches_bf16(ctx.graph, group):
-        return Unsupported(group.id, f"bf16 data: {ctx.hw.name} has no bf16 copy or Cast path (profile features.bf16_data)")
     try:
         return KernelBuilder(ctx, group).build()
     except LoweringError as exc:
         return Unsupported(group.id, str(exc))
-
-
-def _touches_bf16(graph: Graph, group: FusionGroup) -> bool:
-    values = [*group.inputs, *group.outputs]
-    return any(graph.values[v].dtype == "bfloat16" for v in values if v in graph.values)
 
 
 # -- the builder --------------------------------------------------------------------------------

@@ -22,8 +22,6 @@ BOUND_OPS = ("Slice", "Split")  # ops whose non-data operands must be known when
 C_COMPARE = {"LT": "<", "GT": ">", "EQ": "==", "LE": "<=", "GE": ">=", "NE": "!="}
 
 
-
-
 class LoweringError(Exception):
     """The group uses something the generator cannot lower (the message says what)."""
 

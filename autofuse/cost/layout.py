@@ -47,8 +47,6 @@ _REDUCE_KINDS = {"ReduceSum": "Sum", "ReduceMean": "Sum", "ReduceMax": "Max", "R
 _FLOAT = "float32"
 
 
-
-
 def spare_temporaries(op: str) -> int:
     """Tile temporaries the lowering of `op` takes for itself while it runs (vector_ops.yaml
     `temporaries`; the generator checks its own use against this)."""

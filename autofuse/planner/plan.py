@@ -67,6 +67,15 @@ class GroupCost:
     ub_capacity: int | None
 
 
+def group_cost(after: Estimate, before: float | None = None, bytes_before: int | None = None,
+               launches_saved: int = 0) -> GroupCost:
+    """What the report and the generator read of the cost model's estimate of a group."""
+    tile = after.tile
+    return GroupCost(before, after.time_us, bytes_before, after.hbm_bytes, launches_saved,
+                     tile.as_dict() if tile else None, tile.ub_bytes if tile and tile.buffers else None,
+                     tile.ub_capacity if tile and tile.ub_capacity else None)
+
+
 @dataclass(frozen=True)
 class Plan:
     opt_level: int
@@ -187,11 +196,7 @@ def _with_cost(graph: Graph, model: CostModel, baseline: list[Estimate], group: 
     before = sum(e.time_us for e in estimates)
     bytes_before = None if any(e.hbm_bytes is None for e in estimates) else sum(e.hbm_bytes for e in estimates)
     kernels = sum(model.kernel[m] for m in group.members)
-    tile = after.tile
-    cost = GroupCost(None if math.isnan(before) else before, after.time_us, bytes_before, after.hbm_bytes,
-                     max(kernels - 1, 0), tile.as_dict() if tile else None,
-                     tile.ub_bytes if tile and tile.buffers else None,
-                     tile.ub_capacity if tile and tile.ub_capacity else None)
+    cost = group_cost(after, None if math.isnan(before) else before, bytes_before, max(kernels - 1, 0))
     return replace(group, cost=cost)
 
 
