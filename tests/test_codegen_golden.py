@@ -27,6 +27,14 @@ def _rule_example(name: str, number: int = 1):
     return example_model(rule.examples_match[number - 1])
 
 
+ATTENTION_SCORES = """g (float[B, 4, 8, 16] q, float[B, 4, 8, 16] k, float[B, 1, 8, 8] mask) => (float[B, 4, 8, 8] y)
+  <float s = {0.25}> {
+  kt = Transpose <perm = [0, 1, 3, 2]> (k)
+  m = MatMul (q, kt)
+  d = Div (m, s)
+  y = Add (d, mask)
+}"""
+
 # (golden file, model, fuse options, group the source comes from)
 CASES = {
     "rms_norm_ascend910b": (lambda: _rule_example("rms_norm"), {"opt_level": 1, "dims": {"B": 2, "S": 50}}, "g0"),
@@ -35,6 +43,9 @@ CASES = {
     "gelu_erf_ascend910b": (lambda: _rule_example("gelu_erf"), {"opt_level": 1}, "g0"),
     "softmax_ascend910b": (lambda: _rule_example("softmax"), {"opt_level": 1, "dims": {"B": 1, "H": 2, "S": 40}}, "g0"),
     "matmul_bias_act_ascend910b": (lambda: _rule_example("matmul_bias_act"), {"opt_level": 3}, "g0"),
+    # Attention scores when no rule matched: a batched MatMul over the transposed K, scaled and masked.
+    "attention_scores_ascend910b": (lambda: example_model(ATTENTION_SCORES),
+                                    {"opt_level": 3, "use_library": False, "dims": {"B": 2}}, "g0"),
     "demo_rotary_pair_ascend910b": (lambda: str(DEMO), {"opt_level": 3}, "RotaryMulPair"),
 }
 
@@ -74,7 +85,7 @@ def test_golden_sources_carry_the_required_idioms():
         assert "TPipe pipe;" in text and "GET_TILING_DATA(td, tiling);" in text
         assert "GetBlockIdx()" in text and "td_.usedCores" in text
         assert "CopyIn0(" in text and "Compute0(" in text and "CopyOut0(" in text
-        if "matmul" in case:
+        if "matmul" in case or "attention" in case:
             assert "KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_MIX_AIC_1_2);" in text and "REGIST_MATMUL_OBJ" in text
             assert "IterateAll(" in text and "SyncAll();" in text
         else:

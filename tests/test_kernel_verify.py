@@ -357,6 +357,93 @@ def test_matmul_epilogue_bytes_on_every_target(target):
     assert check.gm_bytes_measured == 2 * x + w + 2 * m + entry["tile"]["cores"] * 128 * 4 + m
 
 
+# -- batched MatMuls -----------------------------------------------------------------------------
+# MatMuls whose second operand has batch axes: attention's QK^T (the transposed K read as is) and
+# scores x V when no attention rule matched, grouped-query attention (K shared by the heads of a
+# group: a broadcast batch axis), per-expert MatMuls over stacked 3-D weights, and a transposed
+# operand (A stored [K, M]). One product per matrix of the result, each through the Matmul API.
+BATCHED = {
+    "qk_scale_mask": """g (float[B, 4, 8, 16] q, float[B, 4, 8, 16] k, float[B, 1, 8, 8] mask) => (float[B, 4, 8, 8] y)
+      <float s = {0.25}> {
+      kt = Transpose <perm = [0, 1, 3, 2]> (k)
+      m = MatMul (q, kt)
+      d = Div (m, s)
+      y = Add (d, mask)
+    }""",
+    "scores_v": """g (float[B, 4, 8, 8] p, float[B, 4, 8, 16] v) => (float[B, 4, 8, 16] y) {
+      m = MatMul (p, v)
+      y = Relu (m)
+    }""",
+    "grouped_query": """g (float[B, 2, 2, 8, 16] q, float[B, 2, 1, 16, 8] k) => (float[B, 2, 2, 8, 8] y) {
+      m = MatMul (q, k)
+      y = Sigmoid (m)
+    }""",
+    "experts": """g (float[4, 24, 32] x, float[4, 32, 48] w, float[4, 1, 48] b) => (float[4, 24, 48] y) {
+      m = MatMul (x, w)
+      a = Add (m, b)
+      y = Relu (a)
+    }""",
+    "transposed_a": """g (float[B, 16, 8] x, float[B, 16, 12] w) => (float[B, 8, 12] y) {
+      xt = Transpose <perm = [0, 2, 1]> (x)
+      m = MatMul (xt, w)
+      y = Relu (m)
+    }""",
+    "blocks_per_matrix": """g (float[2, 256, 512] x, float[2, 512, 256] w) => (float[2, 256, 256] y) {
+      m = MatMul (x, w)
+      y = Relu (m)
+    }""",
+}
+
+
+@pytest.mark.parametrize("target", KNOWN_TARGETS)
+@pytest.mark.parametrize("case", sorted(BATCHED))
+def test_batched_matmul_kernels(case, target):
+    from autofuse.candidates.rules.examples import example_model
+
+    result = fuse(example_model(BATCHED[case]), opt_level=3, target=target, use_library=False,
+                  verify_kernels=True, dims={"B": 3})
+    assert [r["detail"] for r in result.report["rejected"] if r["reason"] == "no_kernel_for_group"] == []
+    (entry,) = result.report["groups"]
+    assert "MatMul" in entry["member_op_types"]
+    assert_kernel_ok(entry, result.kernel_checks[entry["id"]], f"{case} on {target}")
+
+
+def test_a_batched_matmul_reads_each_matrix_once_per_block():
+    """96 products of [16, 64] x [64, 16] take one cube block (2^24 FLOPs a block): each reads
+    its matrices of q and kt once, writes its matrix of m to the workspace; the epilogue reads m
+    back and writes y."""
+    from autofuse.candidates.rules.examples import example_model
+
+    result = fuse(example_model("""g (float[3, 32, 16, 64] q, float[3, 32, 64, 16] kt) => (float[3, 32, 16, 16] y) {
+      m = MatMul (q, kt)
+      y = Mul (m, m)
+    }"""), opt_level=3, verify_kernels=True)
+    (entry,) = result.report["groups"]
+    program = result.kernels[entry["id"]].program
+    (call,) = program.matmuls
+    assert (call.batch, call.m, call.n, call.k, program.cube_blocks) == (96, 16, 16, 64, 1)
+    check = result.kernel_checks[entry["id"]]
+    assert_kernel_ok(entry, check, "96 heads")
+    q = kt = 96 * 16 * 64 * 4
+    m = y = 96 * 16 * 16 * 4
+    assert check.gm_bytes_measured == q + kt + 2 * m + y
+
+
+def test_a_transposed_gemm_operand_over_several_cube_blocks():
+    """Gemm transA: A is stored [K, M], so the M-block starting at row m0 of the product starts at
+    column m0 of A (not m0 * K)."""
+    from autofuse.candidates.rules.examples import example_model
+
+    result = fuse(example_model("""g (float[512, 256] a, float[512, 256] w) => (float[256, 256] y) {
+      m = Gemm <transA = 1> (a, w)
+      y = Relu (m)
+    }"""), opt_level=3, verify_kernels=True)
+    (entry,) = result.report["groups"]
+    program = result.kernels[entry["id"]].program
+    assert program.cube_blocks > 1 and program.matmuls[0].trans_a
+    assert_kernel_ok(entry, result.kernel_checks[entry["id"]], "Gemm transA")
+
+
 # -- the corpus --------------------------------------------------------------------------------------
 
 corpus = pytest.importorskip("autofuse.testing.corpus")

@@ -1,6 +1,8 @@
 """Which values are shape metadata: small integer tensors computed only from Shape/Size outputs
 and constants (the per-layer Shape -> Gather -> Unsqueeze -> Concat -> Reshape chains exporters
-write). Such chains run as one host-side computation; they never touch tensor data."""
+write; in a static-shape export the same chains start from constants: ConstantOfShape -> Mul ->
+Equal -> Where sizing an Expand). Such chains run as one host-side computation; they never touch
+tensor data."""
 from __future__ import annotations
 
 from autofuse.ir.graph import Graph, Node
@@ -33,10 +35,8 @@ def _shape_value_nodes(graph: Graph) -> frozenset[int]:
 def _computes_shape(node: Node, graph: Graph, metadata: set[str]) -> bool:
     if node.op_type not in SHAPE_OPS or node.domain not in ("", "ai.onnx"):
         return False
-    inputs = node.all_inputs
-    if not any(v in metadata for v in inputs):
-        return False
-    if not all(v in metadata or v in graph.constants for v in inputs):
+    inputs = [v for v in node.all_inputs if v]
+    if not inputs or not all(v in metadata or v in graph.constants for v in inputs):
         return False
     for out in node.outputs:
         kind = graph.type_of(out)

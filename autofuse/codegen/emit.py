@@ -129,12 +129,20 @@ def _context(p: KernelProgram, hw: Hardware) -> dict:
         "gm_args": [*p.inputs, *p.outputs], "row_expr": row_expr, "store_expr": row_expr, "itemsize": ITEMSIZE, "ctype": CTYPES,
         "scalar_members": [m[1] for line in p.scalars if (m := _SCALAR_MEMBER.match(line))],
         "mm_c": {i: CTYPES[d] for i, d in c_dtype.items()}, "mm_c_dtype": c_dtype, "mm_type": _MATMUL_TYPES,
-        "guard": p.kernel_name.upper(), "workspace_bytes": workspace_bytes, "part_output": part_output,
+        "cube_offset": _cube_offset, "guard": p.kernel_name.upper(), "workspace_bytes": workspace_bytes, "part_output": part_output,
         "ge_type": _GE_TYPES, "json_type": _JSON_TYPES, "soc_name": _socs().get(hw.name, hw.name),
         "aiv_cores": hw.aiv_cores, "aic_cores": hw.aic_cores,
         # Split AI cores (Atlas A2/A3) start 2 vector cores per cube; coupled ones (310P) one.
         "vector_per_block": max(1, hw.aiv_cores // max(hw.aic_cores, 1)),
     }
+
+
+def _cube_offset(matrix: str, block: str) -> str:
+    """A MatMul operand's GM element offset: its matrix's (a batched MatMul) plus its block's."""
+    if matrix == "0":
+        return block
+    matrix = matrix if matrix.isdigit() else f"static_cast<uint64_t>({matrix})"
+    return f"{matrix} + {block}"
 
 
 def _tidy(text: str) -> str:

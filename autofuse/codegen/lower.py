@@ -49,7 +49,7 @@ from autofuse.codegen.values import (
 from autofuse.codegen.views import View
 from autofuse.cost.hardware import Hardware
 from autofuse.cost.model import CostModel
-from autofuse.cost.traffic import data_inputs
+from autofuse.cost.traffic import cube_flops, cube_shape, data_inputs
 from autofuse.ir.graph import Graph, Node
 from autofuse.ops.table import scalar_factor
 from autofuse.planner.plan import FusionGroup
@@ -106,6 +106,20 @@ def lower_group(ctx: LowerContext, group: FusionGroup) -> KernelProgram | CallTh
         return KernelBuilder(ctx, group).build()
     except LoweringError as exc:
         return Unsupported(group.id, str(exc))
+
+
+def _matrix_offset(dims: tuple[int, ...], strides: tuple[int, ...], offset: int) -> str:
+    """C++ element offset of matrix `bt` of a batched operand: `bt` counts the result's matrices
+    over batch axes `dims`; the operand steps `strides` along them (0 where it is broadcast)."""
+    terms = [str(offset)] if offset else []
+    inner = 1
+    for axis in reversed(range(len(dims))):
+        if strides[axis]:
+            coord = f"bt / {inner}" if inner > 1 else "bt"
+            coord = f"{coord} % {dims[axis]}" if axis else coord  # (the outermost axis needs no wrap)
+            terms.append(f"({coord}) * {strides[axis]}" if coord != "bt" else f"bt * {strides[axis]}")
+        inner *= dims[axis]
+    return " + ".join(terms) or "0"
 
 
 # -- the builder --------------------------------------------------------------------------------
@@ -234,8 +248,7 @@ class KernelBuilder:
         return "elementwise"
 
     def _cube_blocks(self) -> int:
-        flops = sum(2.0 * c.m * c.n * c.k for c in self.matmuls)
-        return self.ctx.model.cube_cores(flops)
+        return self.ctx.model.cube_cores(cube_flops(self.matmuls))
 
     # -- boundary ------------------------------------------------------------------------------
 
@@ -362,25 +375,29 @@ class KernelBuilder:
         a_name, a_scales = self._unscaled(node.inputs[0], scales)
         b_name, b_scales = self._unscaled(node.inputs[1], scales)
         a, b = self.values.get(a_name), self.values.get(b_name)
-        if not isinstance(a, Stored) or not isinstance(b, Stored) or a.view.storage not in self.storages \
-                or self.storages[a.view.storage].arg is None:
+        if not all(isinstance(x, Stored) and x.view.storage in self.storages
+                   and self.storages[x.view.storage].arg is not None for x in (a, b)):
             raise LoweringError(f"MatMul '{node.name}': operands must be inputs of the group")
         trans_a = bool(node.attrs.get("transA", 0)) if node.op_type == "Gemm" else False
         trans_b = bool(node.attrs.get("transB", 0)) if node.op_type == "Gemm" else False
-        b_shape = b.view.shape
-        if len(b_shape) != 2 or not views.is_contiguous(b.view):
-            raise LoweringError(f"MatMul '{node.name}': the weight must be a 2-D tensor of the group's inputs")
-        if not views.is_contiguous(a.view):
-            raise LoweringError(f"MatMul '{node.name}': the activation is read through a view the cube cannot take")
-        if trans_a and len(a.view.shape) != 2:
-            raise LoweringError(f"Gemm '{node.name}': transA on a batched operand")
-        k = a.view.shape[-2] if trans_a else a.view.shape[-1]
-        m = math.prod(a.view.shape) // k
-        n = b_shape[0] if trans_b else b_shape[1]
+        c_shape = self.ctx.shape(node.outputs[0])
+        if len(a.view.shape) < 2 or len(b.view.shape) < 2:
+            raise LoweringError(f"MatMul '{node.name}': a 1-D operand")
+        geometry = cube_shape(a.view.shape, b.view.shape, c_shape, trans_a, trans_b)
+        m, n, k = geometry.m, geometry.n, geometry.k
+        if geometry.batch == 1 and len(b.view.shape) == 2:  # the activation's rows flattened
+            if not views.is_contiguous(a.view):
+                raise LoweringError(f"MatMul '{node.name}': the activation is read through a view the cube cannot take")
+            if trans_a and len(a.view.shape) != 2:
+                raise LoweringError(f"Gemm '{node.name}': transA on a batched operand")
+            a_offset = "0"
+            trans_b, b_offset = self._cube_operand(node, "B", b.view, trans_b, ())
+        else:  # one product per matrix of the result: each operand's matrix found by its batch strides
+            trans_a, a_offset = self._cube_operand(node, "A", a.view, trans_a, c_shape[:-2])
+            trans_b, b_offset = self._cube_operand(node, "B", b.view, trans_b, c_shape[:-2])
         if a.dtype != b.dtype:
             raise LoweringError(f"MatMul '{node.name}': operands of different dtypes")
         result = node.outputs[0]
-        c_shape = self.ctx.shape(result)
         extra: list[Node] = []
         gemm_epilogue = node.op_type == "Gemm" and (len(node.inputs) > 2 and node.inputs[2]
                                                     or node.attrs.get("alpha", 1.0) != 1.0)
@@ -389,16 +406,17 @@ class KernelBuilder:
             raise LoweringError(f"Gemm '{node.name}': a scaled operand and a bias or alpha")
         direct = result in outputs and not gemm_epilogue and not scaled and self.ctx.dtype(result) == a.dtype
         if direct:  # the cube writes the output itself; vector members read it back from there
-            target, offset = outputs[result].ident, 0
+            target = outputs[result].ident
             self.storages[result] = Storage(outputs[result], a.dtype, c_shape)
             self.values[result] = Stored(View.contiguous(result, c_shape), a.dtype)
         else:
-            target, offset = self._workspace_for(result, c_shape, self.ctx.dtype(result)), 0
+            target = self._workspace_for(result, c_shape, self.ctx.dtype(result))
         index = len(self.matmuls)
         raw = f"{result}@cube" if gemm_epilogue or scaled else result
         self.matmuls.append(MatmulCall(index, comment_text(f"{node.op_type} {node.name}"),
                                        self.storages[a.view.storage].arg, self.storages[b.view.storage].arg,
-                                       m, n, k, trans_a, trans_b, a.dtype, target, offset))
+                                       m, n, k, trans_a, trans_b, a.dtype, target,
+                                       geometry.batch, a_offset, b_offset))
         if not direct:
             arg = self.workspace[-1][0]
             self.storages[raw] = Storage(arg, arg.dtype, c_shape)
@@ -408,6 +426,29 @@ class KernelBuilder:
         if scaled:
             extra = self._result_scales(result, raw, scaled)
         return extra
+
+    def _cube_operand(self, node: Node, role: str, view: View, trans: bool,
+                      batch: tuple[int, ...]) -> tuple[bool, str]:
+        """How the cube reads one operand of a batched MatMul: whether each matrix is stored
+        transposed (a Transpose of the last two axes, or a Gemm's trans flag), and the C++
+        expression of the element offset of matrix `bt` (broadcast batch axes have stride 0)."""
+        rows, cols = view.shape[-2:]
+        row_stride, col_stride = view.strides[-2:]
+        if trans:  # the logical operand is the stored matrix transposed
+            rows, cols, row_stride, col_stride = cols, rows, col_stride, row_stride
+        if (cols == 1 or col_stride == 1) and (rows == 1 or row_stride == cols):
+            stored_transposed = False
+        elif (rows == 1 or row_stride == 1) and (cols == 1 or col_stride == rows):
+            stored_transposed = True
+        else:
+            raise LoweringError(f"MatMul '{node.name}': each matrix of operand {role} must be contiguous "
+                                f"(row-major or transposed), not strides {view.strides[-2:]}")
+        rank = len(batch)
+        dims = view.shape[:-2]
+        if len(dims) > rank:
+            raise LoweringError(f"MatMul '{node.name}': operand {role} has more batch axes than the result")
+        strides = (0,) * (rank - len(dims)) + tuple(s if d != 1 else 0 for d, s in zip(dims, view.strides[:-2]))
+        return stored_transposed, _matrix_offset(*views.merge_dims(batch, strides), view.offset)
 
     def _workspace_for(self, result: str, shape: tuple[int, ...], dtype: str) -> str:
         """A region of the user workspace for one MatMul result, in the result's own dtype (the

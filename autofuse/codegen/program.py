@@ -178,7 +178,9 @@ class MatmulCall:
     trans_b: bool
     dtype: str  # operand dtype (ONNX)
     target: str  # ident of the GmArg it writes: an output, or its region of the workspace
-    batch_a: int = 0  # elements between the A matrices of a batched operand (0: one matrix)
+    batch: int = 1  # products: one per matrix of the result (cost/traffic.py cube_shape)
+    a_offset: str = "0"  # C++ element offset of matrix `bt` of A (a batched MatMul)
+    b_offset: str = "0"  # ... of B (0 for every matrix: a weight shared by the batch)
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,12 @@ of a rotary pair are two), each over the Tile that tiling.py chose. That kernel 
 
 - every output, written once;
 - per MatMul: each cube block reads its rows of A and its columns of B (`matmul_split`), so A is
-  read once per N-block and B once per M-block; the result is written to the output it is, or
-  to the GM workspace, which the vector part then reads back. Our generator takes the workspace
-  on every target: the Atlas 300I's L0C->UB path (the cube's result handed to the vector unit on
-  chip) would save that round trip, but no template of ours uses it yet, so it is not priced;
+  read once per N-block and B once per M-block, for every matrix of a batched MatMul
+  (`cube_shape`; an operand shared by the batch is read once per matrix too); the result is
+  written to the output it is, or to the GM workspace, which the vector part then reads back.
+  Our generator takes the workspace on every target: the Atlas 300I's L0C->UB path (the cube's
+  result handed to the vector unit on chip) would save that round trip, but no template of ours
+  uses it yet, so it is not priced;
 - per part, every tensor it reads (a group input or a MatMul result): a streamed tensor once per
   row of the walk at the width the row reads (a full-size input once; a broadcast input too big
   to keep whole once per row that uses it); a small broadcast input (a norm's gamma, a bias,
@@ -89,6 +91,43 @@ def matmul_split(m: int, n: int, k: int, blocks: int) -> tuple[int, int]:
     assert best is not None
     side_m, side_n = min(best[1], m), min(best[2], n)
     return -(-m // side_m), -(-n // side_n)
+
+
+@dataclass(frozen=True)
+class CubeShape:
+    """A MatMul as the cube computes it: `batch` products of [m, k] x [k, n]. A 2-D weight with a
+    batched activation is one product over the activation's rows flattened (batch 1); a weight
+    with batch axes (QK^T, scores x V, per-expert stacked weights) is one product per matrix of
+    the result, the operands' batch axes broadcast to the result's."""
+
+    batch: int
+    m: int
+    n: int
+    k: int
+
+
+def cube_shape(a: tuple[int, ...], b: tuple[int, ...], c: tuple[int, ...], trans_a: bool = False,
+               trans_b: bool = False) -> CubeShape:
+    """The one definition of a MatMul's cube geometry, read by the cost model and the generator."""
+    k = a[-2] if trans_a and len(a) > 1 else a[-1]
+    n = b[-2] if trans_b else (b[-1] if len(b) > 1 else 1)
+    if len(b) <= 2:
+        return CubeShape(1, math.prod(a) // max(k, 1), n, k)
+    m = (a[-1] if trans_a else a[-2]) if len(a) > 1 else 1
+    return CubeShape(math.prod(c[:-2]), m, n, k)
+
+
+def cube_flops(shapes) -> float:
+    """FLOPs of the MatMuls of one kernel (CubeShapes): what sizes its cube launch
+    (CostModel.cube_cores), for the cost model and the generator alike."""
+    return sum(2.0 * s.batch * s.m * s.n * s.k for s in shapes)
+
+
+def cube_dim(blocks: int, batch: int) -> int:
+    """Cube cores one matrix of a batched MatMul is split over: the launch's cube blocks shared
+    by the batch (each block then takes whole matrices in turn when the batch outnumbers them).
+    The host tiling (codegen_templates/host/tiling_func.h.j2) applies the same rule."""
+    return max(1, blocks // max(batch, 1))
 
 
 def _round16(value: int) -> int:
@@ -258,17 +297,17 @@ class KernelTraffic:
             return 0
         shapes = []
         for node in self.matmuls:
-            a, b = self.shape(node.inputs[0]), self.shape(node.inputs[1])
             trans_a = bool(node.attrs.get("transA", 0)) if node.op_type == "Gemm" else False
             trans_b = bool(node.attrs.get("transB", 0)) if node.op_type == "Gemm" else False
-            k = a[-2] if trans_a else a[-1]
-            shapes.append((node, math.prod(a) // max(k, 1), b[-2] if trans_b else b[-1], k))
-        blocks = self.model.cube_cores(sum(2.0 * m * n * k for _, m, n, k in shapes))
+            shapes.append((node, cube_shape(self.shape(node.inputs[0]), self.shape(node.inputs[1]),
+                                            self.shape(node.outputs[0]), trans_a, trans_b)))
+        blocks = self.model.cube_cores(cube_flops(s for _, s in shapes))
         moved = 0
-        for node, m, n, k in shapes:
-            m_blocks, n_blocks = matmul_split(m, n, k, blocks) if m * n * k else (1, 1)  # (nothing to read)
+        for node, s in shapes:
+            dim = cube_dim(blocks, s.batch)
+            m_blocks, n_blocks = matmul_split(s.m, s.n, s.k, dim) if s.m * s.n * s.k else (1, 1)  # (nothing to read)
             size = self.itemsize(node.inputs[0])
-            moved += m * k * size * n_blocks + k * n * size * m_blocks
+            moved += s.batch * (s.m * s.k * size * n_blocks + s.k * s.n * size * m_blocks)
         return moved + sum(self.nbytes(raw) for raw in self.workspace)
 
     def _part_bytes(self, part: list[Node], tile: Tile) -> int:

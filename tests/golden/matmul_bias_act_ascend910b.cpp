@@ -134,7 +134,8 @@ public:
     {
         // Cube phase: vector core 0 of each AI core drives that core's cube through the Matmul API.
         // Each result is cut into singleCoreM x singleCoreN blocks (its TCubeTiling); AI core b
-        // computes block b. SyncAll: the vector cores read the results only once all are written.
+        // computes block b (of a batched MatMul, blocks b, b + cubeBlocks, ... over its matrices).
+        // SyncAll: the vector cores read the results only once all are written.
         const uint32_t block = static_cast<uint32_t>(GetBlockIdx()) / static_cast<uint32_t>(GetTaskRatio());
         if (GetSubBlockIdx() == 0) {
             {  // MatMul MatMul_0
