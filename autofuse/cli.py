@@ -161,7 +161,11 @@ def _run(args: argparse.Namespace) -> int:
     if result.verification is not None and not result.verification.ok:
         raise VerificationError(result.verification.summary())
     coverage = getattr(result, "kernel_coverage", None)
-    if coverage is None or not coverage.checked:
+    if coverage is None:
+        return 0
+    if not coverage.checked:  # kernels written, not checked: a group without one is still a gap
+        if coverage.missing:
+            raise UnverifiedError(f"kernel generation incomplete: {coverage.missing_line()}")
         return 0
     gap = ""
     if coverage.missing:

@@ -21,9 +21,10 @@ class VerificationError(AutofuseError):
 
 
 class UnverifiedError(AutofuseError):
-    """--verify-kernels could not check every fused group that needs a kernel: some have none
-    (the generator declined them). Nothing checked was wrong (that is VerificationError), but
-    the run is not a verified one."""
+    """A fused group that needs a kernel of ours has none (the generator declined it after the
+    planner formed it): the kernel projects are incomplete, and with --verify-kernels the run
+    could not check every group. Nothing checked was wrong (that is VerificationError), but the
+    outputs (written all the same) are not a complete, verified compilation."""
 
     exit_code = 4
 

@@ -3,7 +3,8 @@
     python bench/coverage.py [--arches mistral,t5,...] [--target ascend910b] [--verify] [--dims batch=2,seq=16]
 
 Each architecture is a transformers config with random weights (2 layers, hidden 128, 4 heads, 2
-KV heads where the family has them; nothing is downloaded), run with eager attention (the
+KV heads where the family has them; Mixtral with 4 experts, 2 per token; nothing is downloaded),
+run with eager attention (the
 MatMul/Softmax spelling no attention rule of ours replaces, so the automatic groups carry it),
 exported by both PyTorch exporters, with symbolic batch/sequence dims and with static ones. Exports
 are cached under .cache/coverage (key: the transformers and torch versions). Each model is fused at
@@ -32,8 +33,9 @@ import onnx
 
 from autofuse import fuse
 from autofuse.testing.cache import cache_root, dist_version
+from autofuse.verify.kernels import reason_kind
 
-ARCHES = ("mistral", "gemma", "qwen3", "olmo2", "phi", "gpt_neox", "t5", "vit")
+ARCHES = ("mistral", "gemma", "qwen3", "olmo2", "phi", "gpt_neox", "mixtral", "t5", "vit")
 SMALL = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
              num_key_value_heads=2, vocab_size=256, max_position_embeddings=64, head_dim=32)
 
@@ -51,6 +53,8 @@ def _config(arch: str):
         cls = t.GPTNeoXConfig if arch == "gpt_neox" else t.PhiConfig
         return cls(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
                    vocab_size=256, max_position_embeddings=64)
+    if arch == "mixtral":  # MoE: 4 experts, 2 per token, run as batched MatMuls over the gathered expert weights
+        return t.MixtralConfig(**SMALL, num_local_experts=4, num_experts_per_tok=2, experts_implementation="batched_mm")
     cls = {"mistral": t.MistralConfig, "qwen3": t.Qwen3Config, "gemma": t.GemmaConfig,
            "olmo2": t.Olmo2Config}[arch]
     return cls(**SMALL)
@@ -84,8 +88,8 @@ def _wrapped(inner, call):
             super().__init__()
             self.inner = inner
 
-        def forward(self, *args):
-            return call(self.inner, *args)
+        def forward(self, first, second=None):  # fixed arity: torch.export matches dynamic_shapes to it
+            return call(self.inner, first) if second is None else call(self.inner, first, second)
 
     return Wrapped().eval()
 
@@ -130,8 +134,9 @@ def row(arch: str, exporter: str, shapes: str, target: str, dims: dict, verify: 
     for kernel in result.kernels.values():
         kinds[type(kernel.record).__name__ if kernel.record is not None else "kernel"] += 1
     refused = [r["detail"] for r in result.report["rejected"] if r["reason"] == "no_kernel_for_group"]
-    for detail in refused:
-        declined[detail.split(": ", 1)[-1].split("'")[0][:70]] += 1
+    for detail in refused:  # "the code generator declines it: [as for nodes a, b: ]<reason>"
+        declined[reason_kind(detail.split(": ", 1)[-1].split(": ", 1)[-1] if detail.count(": ") > 1
+                             and "as for nodes" in detail else detail.split(": ", 1)[-1])] += 1
     cells = [arch, exporter, shapes, str(len(result.kernels)), str(kinds["kernel"]), str(kinds["CallThrough"]),
              str(kinds["HostOnly"]), str(len(coverage.missing) if coverage else 0), str(len(refused))]
     if verify:

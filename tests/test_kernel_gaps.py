@@ -4,9 +4,9 @@ The planner asks the generator before it forms a group (codegen/gate.py): a grou
 declines (an op it has no lowering for) is refused with the generator's reason
 (`no_kernel_for_group`). A group formed all the same and then left without a kernel (a rule's
 group whose shapes cannot be priced, a gap the question misses) is still a legitimate outcome:
-the run goes on, and the summary, report.json totals (`kernels_missing`, `kernels_unverified`),
-report.md and `FuseResult.kernel_coverage` say how many and why; with --verify-kernels such a
-run exits 4. Those tests switch the question off (`planner_alone`) to make such a gap.
+the run goes on and writes its outputs, the summary, report.json totals (`kernels_missing`,
+`kernels_unverified`), report.md and `FuseResult.kernel_coverage` say how many and why, and the
+command line exits 4 (the compilation is incomplete), with or without --verify-kernels. Those tests switch the question off (`planner_alone`) to make such a gap.
 An exception inside the generator is a bug: exit 1, one line naming the group, nothing written.
 """
 from __future__ import annotations
@@ -64,8 +64,12 @@ def _lines(text: str, start: str) -> list[str]:
 def test_missing_kernels_are_counted_in_the_summary_and_the_report(gaps_file, tmp_path, capsys, monkeypatch):
     planner_alone(monkeypatch)  # a gap the planner's question to the generator did not prevent
     out = tmp_path / "out"
-    assert main(["--input", str(gaps_file), "--opt-level", "3", "-o", str(out)]) == 0  # kernels were not checked
-    printed = capsys.readouterr().out
+    code = main(["--input", str(gaps_file), "--opt-level", "3", "-o", str(out)])
+    captured = capsys.readouterr()
+    assert code == 4  # kernels were not checked, but two groups have none: the compilation is incomplete
+    (err,) = captured.err.strip().splitlines()
+    assert err.startswith("autofuse: error: kernel generation incomplete: 2 of 3 fused groups have no kernel")
+    printed = captured.out
     report = json.loads((out / "report.json").read_text())
     signs = _sign_groups(report)
     assert len(signs) == 2 and len(report["groups"]) == 3

@@ -444,6 +444,87 @@ def test_a_transposed_gemm_operand_over_several_cube_blocks():
     assert_kernel_ok(entry, result.kernel_checks[entry["id"]], "Gemm transA")
 
 
+# -- slices and concats at any column -----------------------------------------------------------
+# Partial rotary embedding (GPT-NeoX, Phi, StableLM: rotate-half over the first R of D columns)
+# slices a head at columns that need not start a 32-byte block, and concatenates at them. A slice
+# of a GM input off a block boundary (or wider than the walk's rows) is loaded alone, landing at
+# column 0; a concat part off a boundary is copied by the scalar unit.
+PARTIAL_ROTARY = """g (T[B, 4, 16, 32] q, T[16, R] cos, T[16, R] sin) => (T[B, 4, 16, 32] y)
+  <int64[1] z = {0}, int64[1] r = {R}, int64[1] e = {32}, int64[1] h = {H}, int64[1] last = {-1}> {
+  rot = Slice (q, z, r, last)
+  pas = Slice (q, r, e, last)
+  x1 = Slice (rot, z, h, last)
+  x2 = Slice (rot, h, r, last)
+  n2 = Neg (x2)
+  rh = Concat <axis = -1> (n2, x1)
+  a = Mul (rot, cos)
+  b = Mul (rh, sin)
+  s = Add (a, b)
+  y = Concat <axis = -1> (s, pas)
+}"""
+COLUMNS = {
+    **{f"partial_rotary_{rot}_{dtype}": PARTIAL_ROTARY.replace("T[", f"{dtype}[").replace("{R}", f"{{{rot}}}")
+       .replace(", R]", f", {rot}]").replace("{H}", f"{{{rot // 2}}}")
+       for rot in (8, 16) for dtype in ("float", "float16")},
+    # Columns [32, 64) of a 96-wide row in a walk of 32-wide rows: the slice alone is loaded.
+    "slice_of_a_wider_row": """g (float[B, 16, 96] qkv, float[32] g) => (float[B, 16, 32] y)
+      <int64[1] a = {32}, int64[1] b = {64}, int64[1] last = {-1}> {
+      q = Slice (qkv, a, b, last)
+      m = Mul (q, g)
+      y = Sigmoid (m)
+    }""",
+    "slice_at_column_4": """g (float[B, 16, 40] x, float[12] g) => (float[B, 16, 12] y)
+      <int64[1] a = {4}, int64[1] b = {16}, int64[1] last = {-1}> {
+      s = Slice (x, a, b, last)
+      m = Mul (s, g)
+      y = Exp (m)
+    }""",
+    # fp16: both halves of a row come from one converted load; Neg must not overwrite it in place
+    # while the other half is still to be read.
+    "negated_half_fp16": """g (float16[B, 4, 16, 32] q) => (float16[B, 4, 16, 32] y)
+      <int64[1] z = {0}, int64[1] r = {16}, int64[1] e = {32}, int64[1] last = {-1}> {
+      rot = Slice (q, z, r, last)
+      pas = Slice (q, r, e, last)
+      n = Neg (rot)
+      y = Concat <axis = -1> (n, pas)
+    }""",
+}
+
+
+@pytest.mark.parametrize("target", KNOWN_TARGETS)
+@pytest.mark.parametrize("case", sorted(COLUMNS))
+def test_slices_and_concats_at_any_column(case, target):
+    from autofuse.candidates.rules.examples import example_model
+
+    result = fuse(example_model(COLUMNS[case]), opt_level=3, target=target, use_library=False,
+                  verify_kernels=True, dims={"B": 3})
+    assert [r["detail"] for r in result.report["rejected"] if r["reason"] == "no_kernel_for_group"] == []
+    (entry,) = result.report["groups"]
+    assert_kernel_ok(entry, result.kernel_checks[entry["id"]], f"{case} on {target}")
+    assert result.kernels[entry["id"]].program.ub_bytes == entry["ub_bytes"]  # priced as generated
+
+
+def test_an_element_gathered_from_a_shape_is_one_scalar_read():
+    """Position offsets as a TorchScript export writes them: a row index times the sequence length
+    gathered from Shape, plus the column index. The kernel reads that one int64 element of the
+    shape (not the whole shape tensor), and the cost model counts exactly that."""
+    from autofuse.candidates.rules.examples import example_model
+
+    cols = ", ".join(str(i) for i in range(16))
+    result = fuse(example_model(f"""g (float[2, 16] x) => (int64[2, 1, 1, 16] y)
+      <int64 i1 = {{1}}, int64[2, 1, 1, 1] rows = {{0, 1}}, int64[16] cols = {{{cols}}}> {{
+      s = Shape (x)
+      n = Gather (s, i1)
+      m = Mul (rows, n)
+      y = Add (m, cols)
+    }}"""), opt_level=3, use_library=False, verify_kernels=True)
+    (entry,) = [g for g in result.report["groups"] if g["kernel"].get("source")]
+    check = result.kernel_checks[entry["id"]]
+    assert_kernel_ok(entry, check, "gathered shape element")
+    # y, the one shape element, and the two small int64 inputs loaded whole (rows, cols)
+    assert check.gm_bytes_predicted == check.gm_bytes_measured == 2 * 16 * 8 + 8 + 2 * 8 + 16 * 8
+
+
 # -- the corpus --------------------------------------------------------------------------------------
 
 corpus = pytest.importorskip("autofuse.testing.corpus")

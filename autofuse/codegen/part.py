@@ -61,6 +61,7 @@ from autofuse.cost.tiling import (
     shared_queues,
     temp_elements,
     tile_elements,
+    whole_rows,
 )
 from autofuse.cost.traffic import data_inputs
 from autofuse.ir.graph import Node
@@ -266,6 +267,10 @@ class PartBuilder(VectorOps):
                 return True
             if not row and isinstance(held, TileVal) and held.owner == owner:
                 return True
+        if not row:  # a converted load that views not yet read (other slices of its rows) will read
+            loaded = {key[0] for key, tile in self.load_values.items() if tile.owner == owner}
+            return any(isinstance(held, Stored) and held.view.storage in loaded and self.uses.get(name, 0) > 0
+                       for name, held in self.values.items() if name != exclude)
         return False
 
     def _release(self, value: str) -> None:
@@ -378,6 +383,7 @@ class PartBuilder(VectorOps):
         offset, col, load_width = view.offset, 0, width
         last = storage.shape[-1] if storage.shape else 1
         if self.walk == "rows" and storage.arg.role != "workspace" and width < last \
+                and whole_rows(offset % last, last, self.width) \
                 and offset % last + width <= last and all(st % last == 0 for st in view.strides[:-1]):
             # a last-axis slice: load whole rows once, use its columns in UB
             load_width = last

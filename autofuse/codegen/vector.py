@@ -179,26 +179,15 @@ class VectorOps:
         return [out]
 
     def _slices(self, node: Node, shape: tuple[int, ...]) -> list[tuple[int, int, int]]:
-        rank = len(shape)
-        if node.op_type == "Split":
-            axis = int(node.attrs.get("axis", 0)) % rank
-            sizes = [self.shape(o)[axis] for o in node.outputs if o]
-            starts = np.cumsum([0] + sizes[:-1])
-            return [(axis, int(s), int(s + n)) for s, n in zip(starts, sizes)]
+        outputs = [self.shape(o)[int(node.attrs.get("axis", 0)) % len(shape)] for o in node.outputs if o] \
+            if node.op_type == "Split" else None
         bounds = [self._known(v) if v else None for v in node.inputs[1:5]]
-        if any(b is None for b, v in zip(bounds, node.inputs[1:5]) if v):
+        if node.op_type == "Slice" and (len(bounds) < 2 or any(b is None for b, v in zip(bounds, node.inputs[1:5]) if v)):
             raise LoweringError(f"Slice '{node.name}' has bounds computed at run time")
-        starts, ends = bounds[0].reshape(-1), bounds[1].reshape(-1)
-        axes = bounds[2].reshape(-1) if len(bounds) > 2 and bounds[2] is not None else np.arange(len(starts))
-        steps = bounds[3].reshape(-1) if len(bounds) > 3 and bounds[3] is not None else np.ones(len(starts))
-        if len(axes) != 1 or int(steps[0]) != 1:
-            raise LoweringError(f"Slice '{node.name}': one axis with step 1 is supported")
-        axis = int(axes[0]) % rank
-        size = shape[axis]
-        start, end = int(starts[0]), int(ends[0])
-        start = max(0, min(size, start + size if start < 0 else start))
-        end = max(0, min(size, end + size if end < 0 else end))
-        return [(axis, start, end)]
+        try:
+            return views.slice_bounds(node.op_type, node.attrs, shape, outputs, bounds)
+        except ValueError as exc:
+            raise LoweringError(f"Slice '{node.name}': {exc}") from None
 
     def _known(self, value: str) -> np.ndarray | None:
         """The value of a compile-time operand (a constant, or shape arithmetic folded here)."""
@@ -691,14 +680,30 @@ class VectorOps:
         for value in node.inputs:
             part = self.operand(value)
             part_width = self.shape(value)[-1]
-            if column % 8:
-                raise LoweringError(f"Concat '{node.name}': a part starts at column {column}, not on a 32-byte boundary")
+            if column % 8 or isinstance(part, TileVal) and part.col % 8:
+                # Off a 32-byte boundary (a partial rotary's halves): no vector operand may start
+                # there, so the scalar unit copies the part element by element (it is narrow).
+                self._copy_unaligned(node, dst.buf, column, part, part_width)
+                column += part_width
+                continue
             decls: list[str] = []
             row = self._row_operand(part, decls, "v", part_width)
             target = f"{dst.buf}[r * {self.P} + {column}]" if column else f"{dst.buf}[r * {self.P}]"
             self._row_loop(decls, self._in_rows(functools.partial(self._copy_row, target, row, part_width)))
             column += part_width
         self.values[node.outputs[0]] = replace(dst, width=width)
+
+    def _copy_unaligned(self, node: Node, dst: str, column: int, part: Value, width: int) -> None:
+        """Columns [column, column + width) of every row of `dst` from `part`, by the scalar unit."""
+        if isinstance(part, Scalar):
+            source = part.expr
+        elif isinstance(part, TileVal) and part.width == width:
+            source = f"{part.buf}.GetValue(r * {self.P} + {part.col} + j)"
+        else:
+            raise LoweringError(f"Concat '{node.name}': a part at column {column} that is not a tile of its rows")
+        self._row_loop([], [f"for (uint32_t j = 0; j < {width}; ++j) {{",
+                            f"    {dst}.SetValue(r * {self.P} + {column} + j, {source});", "}"])
+        self.emit("AfWaitScalar();")
 
     def _gather(self, node: Node) -> None:
         data, index = node.inputs[0], node.inputs[1]

@@ -12,6 +12,7 @@ from autofuse.ir.views import (  # noqa: F401
     row_index_expr,
     row_major,
     rows_contiguous,
+    slice_bounds,
     slice_axis,
     transpose,
 )

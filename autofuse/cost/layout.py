@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from autofuse.cost.tiling import WHOLE_BROADCAST, PartLayout, UbAlloc, resident_pitch
+from autofuse.cost.tiling import WHOLE_BROADCAST, PartLayout, UbAlloc, resident_pitch, whole_rows
 from autofuse.cost.traffic import data_inputs
 from autofuse.ir import views
 from autofuse.ir.graph import Node
@@ -481,6 +481,10 @@ class _Part:
                 return True
             if not row and isinstance(held, _Tile) and held.owner == owner:
                 return True
+        if not row:  # a converted load that views not yet read (other slices of its rows) will read
+            loaded = {key[0] for key, tile in self.load_values.items() if tile.owner == owner}
+            return any(isinstance(held, _Stored) and held.view.storage in loaded and self.uses.get(name, 0) > 0
+                       for name, held in self.values.items() if name != exclude)
         return False
 
     def _release(self, value: str) -> None:
@@ -550,6 +554,7 @@ class _Part:
         offset, col, load_width = view.offset, 0, width
         last = storage.shape[-1] if storage.shape else 1
         if self.walk == "rows" and storage.role != "workspace" and width < last \
+                and whole_rows(offset % last, last, self.width) \
                 and offset % last + width <= last and all(st % last == 0 for st in view.strides[:-1]):
             load_width = last
             col = offset % load_width
@@ -716,26 +721,16 @@ class _Part:
         return [out]
 
     def _slices(self, node: Node, shape: tuple[int, ...]) -> list[tuple[int, int, int]]:
-        rank = len(shape)
-        if node.op_type == "Split":
-            axis = int(node.attrs.get("axis", 0)) % rank
-            sizes = [self.shape(o)[axis] for o in node.outputs if o]
-            starts = np.cumsum([0] + sizes[:-1])
-            return [(axis, int(s), int(s + n)) for s, n in zip(starts, sizes)]
+        outputs = [self.shape(o)[int(node.attrs.get("axis", 0)) % len(shape)] for o in node.outputs if o] \
+            if node.op_type == "Split" else None
         bounds = [self._known(v) if v else None for v in node.inputs[1:5]]
-        if any(b is None for b, v in zip(bounds, node.inputs[1:5]) if v) or len(bounds) < 2:
+        if node.op_type == "Slice" and (len(bounds) < 2 or any(b is None for b, v in zip(bounds, node.inputs[1:5]) if v)):
             raise Unlowerable("Slice bounds computed at run time")
-        starts, ends = np.asarray(bounds[0]).reshape(-1), np.asarray(bounds[1]).reshape(-1)
-        axes = np.asarray(bounds[2]).reshape(-1) if len(bounds) > 2 and bounds[2] is not None \
-            else np.arange(len(starts))
-        if len(axes) != 1:
-            raise Unlowerable("Slice of several axes")
-        axis = int(axes[0]) % rank
-        size = shape[axis]
-        start, end = int(starts[0]), int(ends[0])
-        start = max(0, min(size, start + size if start < 0 else start))
-        end = max(0, min(size, end + size if end < 0 else end))
-        return [(axis, start, end)]
+        try:
+            return views.slice_bounds(node.op_type, node.attrs, shape, outputs, [
+                None if b is None else np.asarray(b) for b in bounds])
+        except ValueError as exc:
+            raise Unlowerable(str(exc)) from None
 
     def _known(self, value: str):
         held = self.values.get(value)

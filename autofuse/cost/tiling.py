@@ -74,6 +74,16 @@ def ub_bytes(elements: int, itemsize: int, alignment: int = 32) -> int:
     return -(-elements * itemsize // alignment) * alignment
 
 
+def whole_rows(col: int, row_len: int, space_width: int) -> bool:
+    """Whether a slice of the last axis starting at column `col` of rows of `row_len` elements is
+    read as whole rows (one load serving every slice of those rows, each slice then used at its
+    column of the fp32 tile), or alone (a load of just its columns, landing at column 0). Whole
+    rows only when the column starts a 32-byte block of the fp32 tile (vector operands must) and
+    the rows fit the walk's width. One decision, read by the generator (codegen/part.py), the UB
+    count (layout.py) and the byte count (traffic.py)."""
+    return col % (32 // 4) == 0 and row_len <= space_width
+
+
 def resident_pitch(width: int, itemsize: int) -> int:
     """Elements between the rows of a small input kept whole in UB (one decision, read by the
     cost model's UB count and the code generator's buffers): a row of one element packs (the

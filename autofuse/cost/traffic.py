@@ -35,9 +35,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from autofuse.cost.tiling import WHOLE_BROADCAST, Tile
+from autofuse.cost.tiling import WHOLE_BROADCAST, Tile, whole_rows
 from autofuse.errors import AutofuseError
 from autofuse.ir.graph import Graph, Node
+from autofuse.ir.views import slice_bounds
 from autofuse.yamlfile import read_yaml
 
 if TYPE_CHECKING:
@@ -139,8 +140,9 @@ class _Access:
     """A value the kernel reads from GM: a view of `storage` (a group input or a MatMul result)."""
 
     storage: str
-    whole_rows: bool = False  # a slice of the last axis: the load takes whole rows of the storage
+    whole_rows: bool = False  # a slice of the last axis: the load may take whole rows of the storage
     pieces: tuple[tuple[str, int], ...] = ()  # slices of other axes (node, output): each its own load
+    col: int = 0  # ... and the column of the storage's rows where the last-axis slice starts
 
 
 class KernelTraffic:
@@ -219,11 +221,27 @@ class KernelTraffic:
             if node.op_type in _SLICES:
                 after = self.shape(out)
                 if after[-1:] != before[-1:]:
-                    access = _Access(access.storage, True, access.pieces)
+                    access = _Access(access.storage, True, access.pieces, access.col + self._start(node, index))
                 if after[:-1] != before[:-1]:
-                    access = _Access(access.storage, access.whole_rows, (*access.pieces, (node.name, index)))
+                    access = _Access(access.storage, access.whole_rows, (*access.pieces, (node.name, index)),
+                                     access.col)
             views.append((out, access))
         return views
+
+    def _start(self, node: Node, index: int) -> int:
+        """Where output `index` of a Slice/Split starts along its axis (0 when unknown: such a
+        slice gets no kernel, codegen/vector.py)."""
+        shape = self.shape(node.inputs[0])
+        graph = self.model.graph
+        dims = [self.shape(o)[int(node.attrs.get("axis", 0)) % len(shape)] for o in node.outputs if o] \
+            if node.op_type == "Split" else None
+        bounds = [graph.constant(v) if v else None for v in node.inputs[1:5]]
+        try:
+            found = slice_bounds(node.op_type, node.attrs, shape, dims, [None if b is None else np.asarray(b)
+                                                                         for b in bounds])
+        except (ValueError, AttributeError, IndexError):
+            return 0
+        return found[index][1] if index < len(found) else 0
 
     def _matmul(self, node: Node) -> list[Node]:
         """The cube writes the result to the output it is, else to the workspace; a Gemm's bias
@@ -325,7 +343,7 @@ class KernelTraffic:
         for value, access in self._reads(part):
             shape, storage = self.shape(value), access.storage
             if math.prod(shape) == 1:
-                loads[("scalar", storage)] = self.itemsize(storage) * max(tile.cores, 1)
+                loads[("scalar", storage, access.pieces)] = self.itemsize(storage) * max(tile.cores, 1)
                 continue
             whole = math.prod(self.shape(storage))
             if walks_rows and storage not in self.results and whole < numel \
@@ -335,8 +353,12 @@ class KernelTraffic:
             if not walks_rows:
                 loads[(storage, access.pieces)] = numel * self.itemsize(storage)
                 continue
-            read = self.shape(storage)[-1] if access.whole_rows else (shape[-1] if shape else 1)
-            loads[(storage, read, access.pieces)] = rows * read * self.itemsize(storage)
+            last = self.shape(storage)[-1]
+            if access.whole_rows and storage not in self.results and whole_rows(access.col % last, last, width):
+                read, col = last, 0  # one load of whole rows serves every slice of them
+            else:
+                read, col = (shape[-1] if shape else 1), access.col
+            loads[(storage, read, access.pieces, col)] = rows * read * self.itemsize(storage)
         moved = sum(loads.values())
         if residents:
             per_tile = tile.rows if tile.scheme == "rows" else tile.elements // width
@@ -356,6 +378,10 @@ class KernelTraffic:
             if source is not None and (node.op_type in _VIEWS or node.op_type in _SLICES):
                 pending.update(self._viewed(node, source))
                 continue
+            if source is not None and self._element_gather(node):  # one element, read as a scalar
+                pending[node.outputs[0]] = _Access(source.storage, source.whole_rows,
+                                                   (*source.pieces, (node.name, 0)))
+                continue
             for value in self.data(node):
                 access = pending.pop(value, None)
                 if access is not None:
@@ -363,6 +389,14 @@ class KernelTraffic:
         if copies:
             reads.extend((o, pending[o]) for n in nodes for o in n.outputs if o in self.outputs and o in pending)
         return reads
+
+    def _element_gather(self, node: Node) -> bool:
+        """A Gather of one constant index from a 1-D value: the generator reads that element as a
+        scalar (codegen/vector.py _gather), once per core."""
+        if node.op_type != "Gather" or len(node.inputs) < 2:
+            return False
+        index = self.model.graph.constant(node.inputs[1])
+        return index is not None and index.size == 1 and len(self.shape(node.inputs[0])) == 1
 
     # -- split rows -------------------------------------------------------------------------------------
 

@@ -109,6 +109,33 @@ def slice_axis(view: View, axis: int, start: int, stop: int) -> View:
     return View(view.storage, tuple(shape), view.strides, view.offset + start * view.strides[axis])
 
 
+def slice_bounds(op_type: str, attrs, shape: tuple[int, ...], output_dims: list[int] | None,
+                 bounds: list) -> list[tuple[int, int, int]]:
+    """(axis, start, stop) of each output of a Split or a one-axis, step-1 Slice of a value of
+    `shape`. Split: `output_dims` are the outputs' sizes along the axis. Slice: `bounds` are the
+    known values of its starts, ends, axes and steps inputs (None where absent). Raises
+    ValueError for a Slice the kernels do not take (several axes, a step other than 1)."""
+    rank = len(shape)
+    if op_type == "Split":
+        axis = int(attrs.get("axis", 0)) % rank
+        out, start = [], 0
+        for size in output_dims or []:
+            out.append((axis, start, start + size))
+            start += size
+        return out
+    starts, ends = [int(x) for x in bounds[0].reshape(-1)], [int(x) for x in bounds[1].reshape(-1)]
+    axes = [int(x) for x in bounds[2].reshape(-1)] if len(bounds) > 2 and bounds[2] is not None \
+        else list(range(len(starts)))
+    steps = [int(x) for x in bounds[3].reshape(-1)] if len(bounds) > 3 and bounds[3] is not None else [1] * len(starts)
+    if len(axes) != 1 or steps[0] != 1:
+        raise ValueError("one axis with step 1 is supported")
+    axis = axes[0] % rank
+    size = shape[axis]
+    start = max(0, min(size, starts[0] + size if starts[0] < 0 else starts[0]))
+    end = max(0, min(size, ends[0] + size if ends[0] < 0 else ends[0]))
+    return [(axis, start, end)]
+
+
 def broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
     """numpy's broadcast of several shapes, or None when they do not broadcast."""
     rank = max((len(s) for s in shapes), default=0)
