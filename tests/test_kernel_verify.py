@@ -466,6 +466,13 @@ COLUMNS = {
     **{f"partial_rotary_{rot}_{dtype}": PARTIAL_ROTARY.replace("T[", f"{dtype}[").replace("{R}", f"{{{rot}}}")
        .replace(", R]", f", {rot}]").replace("{H}", f"{{{rot // 2}}}")
        for rot in (8, 16) for dtype in ("float", "float16")},
+    # The dynamo exporter's order: the rotated part is read (Mul by cos) before its halves are
+    # sliced from it, so the half at column 4 is a column of a loaded tile, copied to column 0.
+    **{f"partial_rotary_read_first_{dtype}": PARTIAL_ROTARY.replace("T[", f"{dtype}[").replace("{R}", "{8}")
+       .replace(", R]", ", 8]").replace("{H}", "{4}").replace(
+           "  x1 = Slice (rot, z, h, last)\n", "  a = Mul (rot, cos)\n  x1 = Slice (rot, z, h, last)\n").replace(
+           "  a = Mul (rot, cos)\n  b = Mul", "  b = Mul")
+       for dtype in ("float", "float16")},
     # Columns [32, 64) of a 96-wide row in a walk of 32-wide rows: the slice alone is loaded.
     "slice_of_a_wider_row": """g (float[B, 16, 96] qkv, float[32] g) => (float[B, 16, 32] y)
       <int64[1] a = {32}, int64[1] b = {64}, int64[1] last = {-1}> {

@@ -206,7 +206,20 @@ class VectorOps:
         for o, (axis, start, stop) in zip(outs, self._slices(node, shape)):
             if axis != len(shape) - 1:
                 raise LoweringError(f"{node.op_type} '{node.name}' of computed data along axis {axis}")
-            self.values[o] = TileVal(source.buf, stop - start, source.col + start, source.owner)
+            view = TileVal(source.buf, stop - start, source.col + start, source.owner)
+            if view.col % 8 and view.width > 1 and self.uses.get(o, 0) > 0:
+                view = self._realigned(view)
+            self.values[o] = view
+
+    def _realigned(self, view: TileVal) -> TileVal:
+        """Columns of a tile that start off a 32-byte block (no vector operand may start there),
+        copied by the scalar unit to column 0 of a temporary (layout.py takes the same one)."""
+        dst = self._temp()
+        self._row_loop([], [f"for (uint32_t j = 0; j < {view.width}; ++j) {{",
+                            f"    {dst.buf}.SetValue(r * {self.P} + j, {view.buf}.GetValue(r * {self.P} + {view.col} + j));",
+                            "}"])
+        self.emit("AfWaitScalar();")
+        return TileVal(dst.buf, view.width, 0, dst.owner)
 
     # destinations ------------------------------------------------------------------------------
 

@@ -691,7 +691,10 @@ class _Part:
             for o, (axis, start, stop) in zip(outs, self._slices(node, shape)):
                 if axis != len(shape) - 1:
                     raise Unlowerable(f"{op} of computed data along axis {axis}")
-                self.values[o] = _Tile(source.buf, stop - start, source.col + start, source.owner)
+                view = _Tile(source.buf, stop - start, source.col + start, source.owner)
+                if view.col % 8 and view.width > 1 and self.uses.get(o, 0) > 0:  # vector.py _realigned
+                    view = replace(self._temp(), width=view.width)
+                self.values[o] = view
             return
         before, shape = self.shape(node.inputs[0]), self.shape(outs[0])
         keeps_rows = shape[-1:] == before[-1:] and math.prod(shape[:-1]) == math.prod(before[:-1]) and \
