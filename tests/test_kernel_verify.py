@@ -532,6 +532,23 @@ def test_an_element_gathered_from_a_shape_is_one_scalar_read():
     assert check.gm_bytes_predicted == check.gm_bytes_measured == 2 * 16 * 8 + 8 + 2 * 8 + 16 * 8
 
 
+def test_integers_match_exactly_except_at_the_same_end_of_the_type():
+    """An out-of-range float -> int Cast is undefined in ONNX (onnxruntime gives the minimum and
+    integer arithmetic wraps on from there; a kernel keeps -inf in fp32 to the end): both at the
+    same end of the type compare equal; anything else must be exact."""
+    from autofuse.verify.kernels import _compare
+
+    low = np.iinfo(np.int64).min
+    expected = np.array([3, low + 8, low, 7], dtype=np.int64)
+    assert _compare("y", expected, np.array([3, low, low, 7], dtype=np.int64), "int64", None) == (0.0, None)
+    _, error = _compare("y", expected, np.array([3, low, low, 8], dtype=np.int64), "int64", None)
+    assert error == "output 'y' (int64): 1 of 4 values differ"
+    _, error = _compare("y", expected, np.array([3, 0, low, 7], dtype=np.int64), "int64", None)  # one side only
+    assert error is not None
+    _, error = _compare("y", np.array([2**40], dtype=np.int64), np.array([2**40 + 1], dtype=np.int64), "int64", None)
+    assert error is not None  # large, but not at an end: exact
+
+
 # -- the corpus --------------------------------------------------------------------------------------
 
 corpus = pytest.importorskip("autofuse.testing.corpus")

@@ -39,6 +39,7 @@ from autofuse.cost.tiling import WHOLE_BROADCAST, Tile, whole_rows
 from autofuse.errors import AutofuseError
 from autofuse.ir.graph import Graph, Node
 from autofuse.ir.views import slice_bounds
+from autofuse.ops.table import scalar_factor
 from autofuse.yamlfile import read_yaml
 
 if TYPE_CHECKING:
@@ -170,10 +171,13 @@ class KernelTraffic:
         self.matmuls = [n for n in needed if n.op_type in _MATMULS]
         self.results: set[str] = set()  # MatMul results (read like a streamed input, never kept whole)
         self.workspace: list[str] = []  # ... those the cube writes to the GM workspace
+        self.scales = self._operand_scales(needed)  # scaled MatMul operand -> its Mul/Div by a number
         self.members: list[Node] = []
         for node in needed:
             if node.op_type in _MATMULS:
                 self.members.extend(self._matmul(node))
+            elif node.outputs[0] in self.scales:
+                continue  # the generator scales the MatMul's result instead (codegen/lower.py)
             elif not all(o in self.access for o in node.outputs if o):
                 self.members.append(node)
 
@@ -243,12 +247,34 @@ class KernelTraffic:
             return 0
         return found[index][1] if index < len(found) else 0
 
+    def _operand_scales(self, needed: list[Node]) -> dict[str, Node]:
+        """MatMul operands that are another member times (or over) a number, read by nothing else:
+        the cube reads the unscaled operand and the vector unit scales the result, (c A) B =
+        c (A B) (codegen/lower.py _operand_scales)."""
+        producer = {o: n for n in needed for o in n.outputs if o}
+        uses: dict[str, int] = {}
+        for node in needed:
+            for value in self.data(node):
+                uses[value] = uses.get(value, 0) + 1
+        found: dict[str, Node] = {}
+        for node in needed:
+            if node.op_type not in _MATMULS:
+                continue
+            for value in node.inputs[:2]:
+                while value in producer and scalar_factor(producer[value], self.model.graph) is not None \
+                        and uses.get(value) == 1 and value not in self.outputs:
+                    found[value] = producer[value]
+                    value = scalar_factor(producer[value], self.model.graph)[0]
+        return found
+
     def _matmul(self, node: Node) -> list[Node]:
         """The cube writes the result to the output it is, else to the workspace; a Gemm's bias
-        and alpha/beta are vector work on that result (one member reading it and the bias)."""
+        and alpha/beta, and an operand's scale, are vector work on that result (one member
+        reading it and the bias)."""
         result, a = node.outputs[0], node.inputs[0]
         bias = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else ""
-        epilogue = node.op_type == "Gemm" and (bias or node.attrs.get("alpha", 1.0) != 1.0)
+        epilogue = node.op_type == "Gemm" and (bias or node.attrs.get("alpha", 1.0) != 1.0) \
+            or any(v in self.scales for v in node.inputs[:2])
         graph = self.model.graph
         direct = result in self.outputs and not epilogue and graph.type_of(result).dtype == graph.type_of(a).dtype
         raw = f"{result}@cube" if epilogue else result
@@ -306,6 +332,13 @@ class KernelTraffic:
         moved += self._cube_bytes()
         for part in self._parts():
             moved += self._part_bytes(part, tile)
+        produced = {o for n in self.members for o in n.outputs}
+        direct = self.results.difference(self.workspace)
+        for out in self.outputs:  # an output that is a view of GM data: a walk that copies it
+            if out not in produced and out in self.access and out not in direct:
+                copy = f"{out}@copy"
+                self.shapes[copy], self.typed_as[copy] = self.shape(out), out
+                moved += self._part_bytes([Node(-1, copy, "Copy", "", (out,), (copy,))], tile)
         return moved
 
     def _cube_bytes(self) -> int:
