@@ -38,8 +38,19 @@ def _computes_shape(node: Node, graph: Graph, metadata: set[str]) -> bool:
     inputs = [v for v in node.all_inputs if v]
     if not inputs or not all(v in metadata or v in graph.constants for v in inputs):
         return False
+    # A chain starts at Shape/Size, or (static exports) at a ConstantOfShape making a 1-D integer
+    # tensor of a constant size (the ones an Expand's target is computed from); other nodes of
+    # constants alone stay where they are (a Reshape target joins its kernel, a mask's "true" its
+    # data).
+    if not any(v in metadata for v in inputs) and not _starts_a_chain(node, graph):
+        return False
     for out in node.outputs:
         kind = graph.type_of(out)
         if kind.dtype not in _SMALL_DTYPES or kind.rank is None or kind.rank > 1:
             return False
     return True
+
+
+def _starts_a_chain(node: Node, graph: Graph) -> bool:
+    kind = graph.type_of(node.outputs[0])
+    return node.op_type == "ConstantOfShape" and kind.dtype in ("int64", "int32") and kind.rank == 1
