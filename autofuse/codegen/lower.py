@@ -16,7 +16,6 @@ A2/A3 there is no L0C->UB path), which the vector parts then read like any input
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 

@@ -182,7 +182,8 @@ class VectorOps:
         outputs = [self.shape(o)[int(node.attrs.get("axis", 0)) % len(shape)] for o in node.outputs if o] \
             if node.op_type == "Split" else None
         bounds = [self._known(v) if v else None for v in node.inputs[1:5]]
-        if node.op_type == "Slice" and (len(bounds) < 2 or any(b is None for b, v in zip(bounds, node.inputs[1:5]) if v)):
+        unknown = any(b is None for b, v in zip(bounds, node.inputs[1:5]) if v)
+        if node.op_type == "Slice" and (len(bounds) < 2 or unknown):
             raise LoweringError(f"Slice '{node.name}' has bounds computed at run time")
         try:
             return views.slice_bounds(node.op_type, node.attrs, shape, outputs, bounds)
@@ -215,9 +216,9 @@ class VectorOps:
         """Columns of a tile that start off a 32-byte block (no vector operand may start there),
         copied by the scalar unit to column 0 of a temporary (layout.py takes the same one)."""
         dst = self._temp()
+        source = f"{view.buf}.GetValue(r * {self.P} + {view.col} + j)"
         self._row_loop([], [f"for (uint32_t j = 0; j < {view.width}; ++j) {{",
-                            f"    {dst.buf}.SetValue(r * {self.P} + j, {view.buf}.GetValue(r * {self.P} + {view.col} + j));",
-                            "}"])
+                            f"    {dst.buf}.SetValue(r * {self.P} + j, {source});", "}"])
         self.emit("AfWaitScalar();")
         return TileVal(dst.buf, view.width, 0, dst.owner)
 

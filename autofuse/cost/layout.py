@@ -727,7 +727,8 @@ class _Part:
         outputs = [self.shape(o)[int(node.attrs.get("axis", 0)) % len(shape)] for o in node.outputs if o] \
             if node.op_type == "Split" else None
         bounds = [self._known(v) if v else None for v in node.inputs[1:5]]
-        if node.op_type == "Slice" and (len(bounds) < 2 or any(b is None for b, v in zip(bounds, node.inputs[1:5]) if v)):
+        unknown = any(b is None for b, v in zip(bounds, node.inputs[1:5]) if v)
+        if node.op_type == "Slice" and (len(bounds) < 2 or unknown):
             raise Unlowerable("Slice bounds computed at run time")
         try:
             return views.slice_bounds(node.op_type, node.attrs, shape, outputs, [
