@@ -5,8 +5,9 @@
 Each architecture is a transformers config with random weights (2 layers, hidden 128, 4 heads, 2
 KV heads where the family has them; Mixtral with 4 experts, 2 per token; nothing is downloaded),
 run with eager attention (the MatMul/Softmax spelling: where no rule of ours matches it, the
-automatic groups carry it), exported by both PyTorch exporters, with symbolic batch/sequence dims and with static ones. Exports
-are cached under .cache/coverage (key: the transformers and torch versions). Each model is fused at
+automatic groups carry it), exported by both PyTorch exporters, with symbolic batch/sequence dims
+and with static ones. Exports are cached under .cache/coverage (key: the transformers and torch
+versions). Each model is fused at
 level 3 with kernels; one row per export:
 
 - groups: fused groups formed; kernel / call-through / host: what each got; missing: groups formed
