@@ -7,8 +7,7 @@ KV heads where the family has them; Mixtral with 4 experts, 2 per token; nothing
 run with eager attention (the MatMul/Softmax spelling: where no rule of ours matches it, the
 automatic groups carry it), exported by both PyTorch exporters, with symbolic batch/sequence dims
 and with static ones. Exports are cached under .cache/coverage (key: the transformers and torch
-versions). Each model is fused at
-level 3 with kernels; one row per export:
+versions). Each model is fused at level 3 with kernels; one row per export:
 
 - groups: fused groups formed; kernel / call-through / host: what each got; missing: groups formed
   without any (the run's exit code would say so);
