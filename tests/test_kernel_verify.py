@@ -400,17 +400,24 @@ BATCHED = {
 }
 
 
+def one_verified_kernel(text: str, target: str, where: str):
+    """Fuse a one-group graph at level 3 (no rules) with its kernel checked: nothing declined, the
+    group's kernel passes. Returns (result, the group's report entry)."""
+    from autofuse.candidates.rules.examples import example_model
+
+    result = fuse(example_model(text), opt_level=3, target=target, use_library=False, verify_kernels=True,
+                  dims={"B": 3})
+    assert [r["detail"] for r in result.report["rejected"] if r["reason"] == "no_kernel_for_group"] == []
+    (entry,) = result.report["groups"]
+    assert_kernel_ok(entry, result.kernel_checks[entry["id"]], where)
+    return result, entry
+
+
 @pytest.mark.parametrize("target", ARCHITECTURES)
 @pytest.mark.parametrize("case", sorted(BATCHED))
 def test_batched_matmul_kernels(case, target):
-    from autofuse.candidates.rules.examples import example_model
-
-    result = fuse(example_model(BATCHED[case]), opt_level=3, target=target, use_library=False,
-                  verify_kernels=True, dims={"B": 3})
-    assert [r["detail"] for r in result.report["rejected"] if r["reason"] == "no_kernel_for_group"] == []
-    (entry,) = result.report["groups"]
+    _, entry = one_verified_kernel(BATCHED[case], target, f"{case} on {target}")
     assert "MatMul" in entry["member_op_types"]
-    assert_kernel_ok(entry, result.kernel_checks[entry["id"]], f"{case} on {target}")
 
 
 def test_a_batched_matmul_reads_each_matrix_once_per_block():
@@ -506,13 +513,7 @@ COLUMNS = {
 @pytest.mark.parametrize("target", ARCHITECTURES)
 @pytest.mark.parametrize("case", sorted(COLUMNS))
 def test_slices_and_concats_at_any_column(case, target):
-    from autofuse.candidates.rules.examples import example_model
-
-    result = fuse(example_model(COLUMNS[case]), opt_level=3, target=target, use_library=False,
-                  verify_kernels=True, dims={"B": 3})
-    assert [r["detail"] for r in result.report["rejected"] if r["reason"] == "no_kernel_for_group"] == []
-    (entry,) = result.report["groups"]
-    assert_kernel_ok(entry, result.kernel_checks[entry["id"]], f"{case} on {target}")
+    result, entry = one_verified_kernel(COLUMNS[case], target, f"{case} on {target}")
     assert result.kernels[entry["id"]].program.ub_bytes == entry["ub_bytes"]  # priced as generated
 
 

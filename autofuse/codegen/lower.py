@@ -48,7 +48,7 @@ from autofuse.codegen.values import (
 from autofuse.codegen.views import View
 from autofuse.cost.hardware import Hardware
 from autofuse.cost.model import CostModel
-from autofuse.cost.traffic import cube_flops, cube_shape, data_inputs
+from autofuse.cost.traffic import cube_flops, cube_shape, data_inputs, operand_scales
 from autofuse.ir.graph import Graph, Node
 from autofuse.ops.table import scalar_factor
 from autofuse.planner.plan import FusionGroup
@@ -332,12 +332,11 @@ class KernelBuilder:
         """Plan the cube work; returns the members left for the vector parts."""
         rest: list[Node] = []
         outputs = {a.onnx: a for a in self.outputs}
-        uses = self._data_uses()
-        scales = self._operand_scales(uses)
+        scales = operand_scales(self.nodes, self.graph, {a.onnx for a in self.outputs})
         for node in self.nodes:
             if node.op_type not in MATMUL_OPS:
                 if node.outputs[0] in scales:
-                    continue  # applied to the MatMul's result instead (see _operand_scales)
+                    continue  # applied to the MatMul's result instead (cost/traffic.py operand_scales)
                 if not all(o in self.values for o in node.outputs if o):
                     rest.append(node)
                 continue
@@ -345,22 +344,6 @@ class KernelBuilder:
                 raise LoweringError("more than 4 MatMuls in one kernel (REGIST_MATMUL_OBJ takes 4 objects)")
             rest.extend(self._matmul(node, outputs, scales))
         return rest
-
-    def _operand_scales(self, uses: dict[str, int]) -> dict[str, Node]:
-        """MatMul operands that are another member times (or over) a constant number: the planner
-        lets such a scale join as a prologue because (c A) B = c (A B), so the cube reads the
-        unscaled operand and the vector unit scales the result. Scaled operand -> its Mul/Div."""
-        producer = {o: n for n in self.nodes for o in n.outputs if o}
-        found: dict[str, Node] = {}
-        for node in self.nodes:
-            if node.op_type not in MATMUL_OPS:
-                continue
-            for value in node.inputs[:2]:
-                while value in producer and scalar_factor(producer[value], self.graph) is not None \
-                        and uses.get(value) == 1 and value not in {a.onnx for a in self.outputs}:
-                    found[value] = producer[value]
-                    value = scalar_factor(producer[value], self.graph)[0]
-        return found
 
     def _unscaled(self, value: str, scales: dict[str, Node]) -> tuple[str, list[Node]]:
         """The operand the cube reads for `value`, and the scales to apply to the result (innermost first)."""

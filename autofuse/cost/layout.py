@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from autofuse.cost.tiling import WHOLE_BROADCAST, PartLayout, UbAlloc, resident_pitch, whole_rows
-from autofuse.cost.traffic import data_inputs
+from autofuse.cost.traffic import data_inputs, operand_scales
 from autofuse.ir import views
 from autofuse.ir.graph import Node
 from autofuse.ir.views import View, merge_dims
@@ -253,7 +253,7 @@ class _Kernel:
     def _run_matmuls(self) -> list[Node]:
         rest: list[Node] = []
         outputs = {a.name: a for a in self.outputs}
-        scales = self._operand_scales(self._data_uses())
+        scales = operand_scales(self.nodes, self.graph, {a.name for a in self.outputs})
         for node in self.nodes:
             if node.op_type not in _MATMUL_OPS:
                 if node.outputs[0] in scales:
@@ -263,20 +263,6 @@ class _Kernel:
                 continue
             rest.extend(self._matmul(node, outputs, scales))
         return rest
-
-    def _operand_scales(self, uses: dict[str, int]) -> dict[str, Node]:
-        producer = {o: n for n in self.nodes for o in n.outputs if o}
-        names = {a.name for a in self.outputs}
-        found: dict[str, Node] = {}
-        for node in self.nodes:
-            if node.op_type not in _MATMUL_OPS:
-                continue
-            for value in node.inputs[:2]:
-                while value in producer and scalar_factor(producer[value], self.graph) is not None \
-                        and uses.get(value) == 1 and value not in names:
-                    found[value] = producer[value]
-                    value = scalar_factor(producer[value], self.graph)[0]
-        return found
 
     def _matmul(self, node: Node, outputs: dict[str, _Arg], scales: dict[str, Node]) -> list[Node]:
         steps_a = self._unscaled(node.inputs[0], scales)

@@ -132,6 +132,29 @@ def cube_dim(blocks: int, batch: int) -> int:
     return max(1, blocks // max(batch, 1))
 
 
+def operand_scales(nodes: list[Node], graph: Graph, outputs: set[str]) -> dict[str, Node]:
+    """MatMul operands that are another member times (or over) a constant number, read by
+    nothing else and not outputs: the planner lets such a scale join as a prologue because
+    (c A) B = c (A B), so the cube reads the unscaled operand and the vector unit scales the
+    result. Scaled operand -> its Mul/Div. One decision for the generator (codegen/lower.py),
+    the UB count (layout.py) and the byte count."""
+    producer = {o: n for n in nodes for o in n.outputs if o}
+    uses: dict[str, int] = {}
+    for node in nodes:
+        for value in data_inputs(node):
+            uses[value] = uses.get(value, 0) + 1
+    found: dict[str, Node] = {}
+    for node in nodes:
+        if node.op_type not in _MATMULS:
+            continue
+        for value in node.inputs[:2]:
+            while value in producer and scalar_factor(producer[value], graph) is not None \
+                    and uses.get(value) == 1 and value not in outputs:
+                found[value] = producer[value]
+                value = scalar_factor(producer[value], graph)[0]
+    return found
+
+
 def _round16(value: int) -> int:
     return -(-value // 16) * 16
 
@@ -171,7 +194,7 @@ class KernelTraffic:
         self.matmuls = [n for n in needed if n.op_type in _MATMULS]
         self.results: set[str] = set()  # MatMul results (read like a streamed input, never kept whole)
         self.workspace: list[str] = []  # ... those the cube writes to the GM workspace
-        self.scales = self._operand_scales(needed)  # scaled MatMul operand -> its Mul/Div by a number
+        self.scales = operand_scales(needed, model.graph, set(outputs))  # operand -> its Mul/Div by a number
         self.members: list[Node] = []
         for node in needed:
             if node.op_type in _MATMULS:
@@ -246,26 +269,6 @@ class KernelTraffic:
         except (ValueError, AttributeError, IndexError):
             return 0
         return found[index][1] if index < len(found) else 0
-
-    def _operand_scales(self, needed: list[Node]) -> dict[str, Node]:
-        """MatMul operands that are another member times (or over) a number, read by nothing else:
-        the cube reads the unscaled operand and the vector unit scales the result, (c A) B =
-        c (A B) (codegen/lower.py _operand_scales)."""
-        producer = {o: n for n in needed for o in n.outputs if o}
-        uses: dict[str, int] = {}
-        for node in needed:
-            for value in self.data(node):
-                uses[value] = uses.get(value, 0) + 1
-        found: dict[str, Node] = {}
-        for node in needed:
-            if node.op_type not in _MATMULS:
-                continue
-            for value in node.inputs[:2]:
-                while value in producer and scalar_factor(producer[value], self.model.graph) is not None \
-                        and uses.get(value) == 1 and value not in self.outputs:
-                    found[value] = producer[value]
-                    value = scalar_factor(producer[value], self.model.graph)[0]
-        return found
 
     def _matmul(self, node: Node) -> list[Node]:
         """The cube writes the result to the output it is, else to the workspace; a Gemm's bias
