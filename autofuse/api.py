@@ -188,9 +188,10 @@ def _fuse(model, opt_level, hardware, *, max_group_size, verify, seed, rules, di
         verification = verify_models(loaded.model, rewritten, seed=seed, base_dir=loaded.base_dir)
     generated = checks = None
     if not torch_graph and (verify_kernels or kernels):
-        generated = generate_kernels(loaded.graph, plan, hardware, bound, static, rule_set)
+        generated = generate_kernels(loaded.graph, plan, hardware, bound, static, rule_set,
+                                     shapes_at=functools.partial(concrete_shapes, loaded))
         if verify_kernels:
-            checks = check_kernels(loaded, plan, generated, hardware, static, seed=seed, rules=rule_set)
+            checks = check_kernels(loaded, plan, generated, hardware, static, seed=seed, rules=rule_set, dims=bound)
     report = build_report(loaded.graph, plan, source=loaded.source, target=hardware.name,
                           pass_seconds=seconds, verification=verification, generated=generated, kernel_checks=checks,
                           renamed_nodes=[] if torch_graph else [r.entry() for r in loaded.renamed])

@@ -90,7 +90,8 @@ def _stages(path: Path, outdir: Path) -> dict[str, float]:
         mark("plan")
         model = rewrite_onnx(loaded, plan)
         mark("rewrite")
-        kernels = generate_kernels(loaded.graph, plan, hardware, dims, static, rules)
+        kernels = generate_kernels(loaded.graph, plan, hardware, dims, static, rules,
+                                   shapes_at=functools.partial(concrete_shapes, loaded))
         mark("kernel generation")
         report = build_report(loaded.graph, plan, source=str(path), target=hardware.name, pass_seconds=0.0,
                               verification=None, generated=kernels, kernel_checks=None)

@@ -13,9 +13,12 @@ versions). Each model is fused at level 3 with kernels; one row per export:
   without any (the run's exit code would say so);
 - declined: merges the planner refused because the generator has no kernel for them
   (`no_kernel_for_group`; their parts are fused instead, and counted in groups);
+- generic: generated kernels that are shape-generic (run at any batch/sequence size; the others
+  are generated for the bound shapes, and their reasons are summed under the table);
 - with --verify: kernels that compiled on the CPU emulator, matched onnxruntime, moved the GM
-  bytes the cost model predicted (within 2%) and compiled against Huawei's headers, and the
-  largest absolute error.
+  bytes the cost model predicted (within 2%) and compiled against Huawei's headers at every size
+  they were checked at, the sizes checked (bindings of batch/seq a shape-generic kernel ran at:
+  the bound ones, all 1, odd, large), and the largest absolute error over all of them.
 
 The reasons of the declined merges are summed under the table. Progress goes to stderr.
 """
@@ -126,7 +129,8 @@ def export(arch: str, exporter: str, shapes: str) -> Path:
     return path
 
 
-def row(arch: str, exporter: str, shapes: str, target: str, dims: dict, verify: bool, declined: collections.Counter):
+def row(arch: str, exporter: str, shapes: str, target: str, dims: dict, verify: bool, declined: collections.Counter,
+        static: collections.Counter):
     result = fuse(onnx.load(str(export(arch, exporter, shapes))), opt_level=3, target=target, kernels=True,
                   verify_kernels=verify, dims=dims)
     coverage = result.kernel_coverage
@@ -137,13 +141,18 @@ def row(arch: str, exporter: str, shapes: str, target: str, dims: dict, verify: 
     for detail in refused:  # "the code generator declines it: [as for nodes a, b: ]<reason>"
         declined[reason_kind(detail.split(": ", 1)[-1].split(": ", 1)[-1] if detail.count(": ") > 1
                              and "as for nodes" in detail else detail.split(": ", 1)[-1])] += 1
+    programs = [k.program for k in result.kernels.values() if k.generated]
+    generic = sum(1 for p in programs if p.symbols)
+    static.update(reason_kind(p.static_reason) for p in programs if not p.symbols and p.static_reason)
     cells = [arch, exporter, shapes, str(len(result.kernels)), str(kinds["kernel"]), str(kinds["CallThrough"]),
-             str(kinds["HostOnly"]), str(len(coverage.missing) if coverage else 0), str(len(refused))]
+             str(kinds["HostOnly"]), str(len(coverage.missing) if coverage else 0), str(len(refused)),
+             f"{generic}/{kinds['kernel']}"]
     if verify:
         checks = [c for c in (result.kernel_checks or {}).values() if c is not None]
         good = [c for c in checks if c.passed and c.bytes_within_tolerance]  # passed: real headers too
         worst = max((c.max_abs_error or 0.0 for c in checks), default=0.0)
-        cells += [f"{len(good)}/{kinds['kernel']}", f"{worst:.1e}"]
+        sizes = max((len(c.sizes) for c in checks), default=0)
+        cells += [f"{len(good)}/{kinds['kernel']}", str(sizes), f"{worst:.1e}"]
     return cells
 
 
@@ -155,24 +164,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verify", action="store_true", help="compile and check every kernel on the emulator")
     args = parser.parse_args(argv)
     dims = {k: int(v) for k, v in (item.split("=") for item in args.dims.split(","))}
-    header = ["model", "exporter", "shapes", "groups", "kernel", "call-through", "host", "missing", "declined"]
+    header = ["model", "exporter", "shapes", "groups", "kernel", "call-through", "host", "missing", "declined",
+              "generic"]
     if args.verify:
-        header += ["verified", "max abs error"]
+        header += ["verified", "sizes", "max abs error"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     declined: collections.Counter = collections.Counter()
+    static: collections.Counter = collections.Counter()
     for arch in args.arches.split(","):
         for exporter in ("dynamo", "torchscript"):
             for shapes in ("symbolic", "static"):
                 print(f"{arch} {exporter} {shapes} ...", file=sys.stderr, flush=True)
                 try:
-                    cells = row(arch, exporter, shapes, args.target, dims, args.verify, declined)
+                    cells = row(arch, exporter, shapes, args.target, dims, args.verify, declined, static)
                 except Exception as exc:  # an export the installed torch/transformers cannot do
                     cells = [arch, exporter, shapes, f"failed: {type(exc).__name__}: {str(exc)[:80]}"]
                 print("| " + " | ".join(cells) + " |", flush=True)
     if declined:
         print("\nMerges declined for want of a kernel, by reason:\n")
         for reason, count in declined.most_common():
+            print(f"- {count} x {reason}")
+    if static:
+        print("\nKernels generated for the bound shapes only (over symbolic dims), by reason:\n")
+        for reason, count in static.most_common():
             print(f"- {count} x {reason}")
     return 0
 

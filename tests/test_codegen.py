@@ -2,6 +2,7 @@
 the custom-operator project, and the command-line switches."""
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -158,7 +159,8 @@ def test_a_repeated_group_gets_the_kernel_it_would_get_on_its_own(source, target
     hw = load_profile(target)
     bound = bind_dims(result.loaded.graph, None)
     alone = generate_kernels(result.loaded.graph, result.plan, hw, bound, concrete_shapes(result.loaded, bound),
-                             load_rule_set(), reuse_lowering=False)
+                             load_rule_set(), reuse_lowering=False,
+                             shapes_at=functools.partial(concrete_shapes, result.loaded))
     repeats = 0
     assert alone.keys() == result.kernels.keys()
     for gid, mine in result.kernels.items():
@@ -259,10 +261,14 @@ def test_the_generated_kernel_takes_the_cost_models_tile():
     (group,) = result.report["groups"]
     kernel = result.kernels[group["id"]]
     tiling = kernel.files[f"op_host/{kernel.program.kernel_name}_tiling_func.h"]
-    assert f"constexpr uint32_t kCores = {group['tile']['cores']};" in tiling
-    assert f"kPart0PerTile = {group['tile']['rows_per_tile']};" in tiling
+    # The tiling function runs the cost model's rule (cost/tiling.py WalkRule) with its numbers.
+    rule = kernel.program.tile.rule
+    assert f"constexpr uint64_t kUnit = {group['tile']['row_len']};" in tiling and rule.unit == 8
+    assert f"constexpr uint64_t kMaxUnitsPerTile = {group['tile']['max_units_per_tile']};" in tiling
+    assert f"constexpr uint64_t kIoBytes = {rule.io_bytes};" in tiling
+    assert kernel.program.symbols.names == ("B", "S") and kernel.program.symbols.model_dims == ("B", "S")
     source = kernel.files[f"op_kernel/{kernel.program.kernel_name}.cpp"]
-    assert f"{group['tile']['rows_per_tile']} rows of 8 per tile" in source
+    assert f"up to {group['tile']['max_units_per_tile']} rows of 8 per tile" in source
     assert "InitBuffer(q_x, 2," in source  # double-buffered: the tile is not single-buffered
 
 

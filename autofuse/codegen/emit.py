@@ -19,6 +19,7 @@ from autofuse.codegen.program import CTYPES, ITEMSIZE, KernelProgram
 from autofuse.codegen.values import TEMPLATES
 from autofuse.codegen.views import row_index_expr
 from autofuse.cost.hardware import Hardware
+from autofuse.cost.tiling import BYTES_PER_CORE
 from autofuse.errors import AutofuseError
 from autofuse.yamlfile import read_yaml
 
@@ -30,6 +31,8 @@ _JSON_TYPES = {"float32": "float", "float16": "float16", "bfloat16": "bfloat16",
                "int32": "int32", "bool": "bool", "uint8": "uint8", "int8": "int8", "int16": "int16"}
 _MATMUL_TYPES = {"float32": "DT_FLOAT", "float16": "DT_FLOAT16", "bfloat16": "DT_BF16"}
 _SCALAR_MEMBER = re.compile(r"^(s\d+) = ")
+# A number in C++ code (not part of a name or a floating-point literal).
+NUMBER = re.compile(r"(?<![\w.])\d+(?![\w.])")
 
 
 @lru_cache(maxsize=1)
@@ -102,6 +105,18 @@ def tile_text(tile: dict) -> str:
     return ", ".join(parts)
 
 
+def _tile_text(p: KernelProgram) -> str:
+    """The kernel's tile as its header comment states it."""
+    tile = p.tile
+    if not p.symbols or tile.rule is None:
+        return tile_text(tile.as_dict())
+    unit = "elements" if tile.rule.walk == "flat" else f"rows of {tile.row_len}"
+    what = (f"chunks of {tile.elements} elements of a row" if tile.scheme == "split_row"
+            else f"up to {tile.rule.cap} {unit} per tile")
+    buffering = "single-buffered" if tile.single_buffered else "double-buffered"
+    return f"{tile.scheme}, {what}, {buffering}; tile count and cores from the run-time sizes"
+
+
 def _context(p: KernelProgram, hw: Hardware) -> dict:
     workspace_bytes = p.workspace_bytes
     targets = {a.ident: a.dtype for a in (*p.outputs, *(w for w, _ in p.workspace))}
@@ -116,22 +131,38 @@ def _context(p: KernelProgram, hw: Hardware) -> dict:
         for store in part.stores:
             if store.scattered:
                 row_expr[store.local] = row_index_expr(store.dims, store.strides, store.offset, "R")
-        walk = {"flat": f"flat tiles of {part.per_tile} elements",
+        walk = {"flat": f"flat tiles of up to {part.per_tile} elements",
                 "split_row": f"one row at a time in chunks of {part.per_tile} elements, {len(part.passes)} pass(es)",
-                "rows": f"tiles of {part.per_tile} rows of {part.width} elements (UB rows of "
+                "rows": f"tiles of up to {part.per_tile} rows of {part.width} elements (UB rows of "
                         f"{part.stores[0].pitch if part.stores else part.width})"}[part.walk]
-        part_text[part.index] = f"{part.total} {'elements' if part.walk == 'flat' else 'rows'} of space {list(part.space)}, {walk}"
+        if p.symbols:  # the counts are the tiling function's, at the sizes it runs at
+            part_text[part.index] = walk
+        else:
+            part_text[part.index] = f"{part.total} {'elements' if part.walk == 'flat' else 'rows'} of space {list(part.space)}, {walk}"
         primary = max(part.stores, key=lambda s: s.arg.numel)
         per_row = part.width if part.walk == "split_row" else primary.width
         part_output[part.index] = ([a.ident for a in p.outputs].index(primary.arg.ident), per_row)
+    args = [*p.inputs, *p.outputs]
+    tensors = [*args, *(a for a, _ in p.workspace)]
+    shapes = p.symbols.shapes if p.symbols else [a.shape for a in tensors]
+    index = {a.ident: i for i, a in enumerate(tensors)}
+    # Each MatMul's M: its result's elements over N (a symbolic expression in a generic kernel).
+    mm_m = {mm.index: f"({p.symbols.elements(index[mm.target])}) / {mm.n * mm.batch}" if p.symbols else str(mm.m)
+            for mm in p.matmuls}
+    shape_text = ["[" + ", ".join(str(d) if isinstance(d, int) else d.cpp(lambda k: p.symbols.names[k])
+                                  for d in shape) + "]" for shape in shapes]
     return {
-        "p": p, "version": __version__, "tile_text": tile_text(p.tile), "part_text": part_text,
+        "p": p, "version": __version__, "tile_text": _tile_text(p), "part_text": part_text,
         "gm_args": [*p.inputs, *p.outputs], "row_expr": row_expr, "store_expr": row_expr, "itemsize": ITEMSIZE, "ctype": CTYPES,
         "scalar_members": [m[1] for line in p.scalars if (m := _SCALAR_MEMBER.match(line))],
         "mm_c": {i: CTYPES[d] for i, d in c_dtype.items()}, "mm_c_dtype": c_dtype, "mm_type": _MATMUL_TYPES,
         "cube_offset": _cube_offset, "guard": p.kernel_name.upper(), "workspace_bytes": workspace_bytes, "part_output": part_output,
         "ge_type": _GE_TYPES, "json_type": _JSON_TYPES, "soc_name": _socs().get(hw.name, hw.name),
-        "aiv_cores": hw.aiv_cores, "aic_cores": hw.aic_cores,
+        "aiv_cores": hw.aiv_cores, "aic_cores": hw.aic_cores, "bytes_per_core": BYTES_PER_CORE,
+        "shape_text": shape_text, "tensors": tensors, "mm_m": mm_m, "space_name": tensors[p.symbols.space_arg].ident if p.symbols else "",
+        "dim_sources": [(args[i].ident, i, axis) for i, axis in p.symbols.sources] if p.symbols else [],
+        "infer_dim": lambda d: d.cpp(lambda k: "context->GetInputShape(%d)->GetDim(%d)" % p.symbols.sources[k]),
+        "dim_name": lambda k: p.symbols.names[k],
         # Split AI cores (Atlas A2/A3) start 2 vector cores per cube; coupled ones (310P) one.
         "vector_per_block": max(1, hw.aiv_cores // max(hw.aic_cores, 1)),
     }
@@ -161,7 +192,7 @@ def project_files(p: KernelProgram, hw: Hardware) -> dict[str, str]:
     """Every file of the op's custom-operator project, by path inside `kernels/<OpName>/`."""
     k = p.kernel_name
     return {
-        f"op_kernel/{k}.cpp": render(f"{p.family}/kernel.cpp.j2", p, hw),
+        f"op_kernel/{k}.cpp": with_numbers(render(f"{p.family}/kernel.cpp.j2", p, hw), p.kernel_numbers),
         f"op_kernel/{k}_tiling.h": render("host/tiling_data.h.j2", p, hw),
         f"op_host/{k}_tiling_func.h": render("host/tiling_func.h.j2", p, hw),
         f"op_host/{k}.cpp": render("host/op_host.cpp.j2", p, hw),
@@ -177,6 +208,28 @@ def onnx_plugin(op_name: str, kernel_name: str, origin_types: list[str]) -> dict
     text = _environment().get_template("host/onnx_plugin.cc.j2").render(
         op_name=op_name, origin_types=origin_types, version=__version__)
     return {f"framework/onnx_plugin/{kernel_name}_onnx_plugin.cc": _tidy(text)}
+
+
+def with_numbers(source: str, numbers) -> str:
+    """The rendered kernel with its size-dependent numbers written over the run-time dims (the
+    program's `kernel_numbers`, found by _Fit.kernel_numbers on the same rendering)."""
+    if not numbers:
+        return source
+    lines = source.split("\n")
+    by_line: dict[int, dict[int, str]] = {}
+    for line, ordinal, text in numbers:
+        by_line.setdefault(line, {})[ordinal] = text
+    for index, written in by_line.items():
+        code, comment = split_comment(lines[index])
+        pieces, found = NUMBER.split(code), NUMBER.findall(code)
+        values = [written.get(j, n) for j, n in enumerate(found)]
+        lines[index] = pieces[0] + "".join(v + p for v, p in zip(values, pieces[1:])) + comment
+    return "\n".join(lines)
+
+
+def split_comment(line: str) -> tuple[str, str]:
+    at = line.find("//")
+    return (line, "") if at < 0 else (line[:at], line[at:])
 
 
 def harness_source(p: KernelProgram, hw: Hardware) -> str:

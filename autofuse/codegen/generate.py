@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from autofuse.codegen import reuse
+from autofuse.codegen.dynamic import Bindings, ShapesAt, shape_generic
 from autofuse.codegen.emit import onnx_plugin, project_files
 from autofuse.codegen.lower import LowerContext, lower_group
 from autofuse.codegen.program import CallThrough, HostOnly, KernelProgram, Unsupported
@@ -68,19 +69,23 @@ class GeneratedKernel:
 
 def generate_kernels(graph: Graph, plan: Plan, hardware: Hardware, dims: Mapping[str, int],
                      static: Mapping[str, tuple[int, ...]], rules: Sequence = (), *,
-                     reuse_lowering: bool = True) -> dict[str, GeneratedKernel]:
+                     reuse_lowering: bool = True, shapes_at: ShapesAt | None = None) -> dict[str, GeneratedKernel]:
     """Every group of `plan` lowered for `hardware`, at the sizes the cost model priced.
 
     A group with the same structure as an earlier one (the same block in another layer, see
     reuse.py) takes the earlier group's lowering, renamed, and shares its files; rendering
-    happens once per distinct kernel. `reuse_lowering=False` lowers every group itself."""
+    happens once per distinct kernel. `reuse_lowering=False` lowers every group itself.
+    `shapes_at` (the static shapes of every value at other sizes of the dims) lets a kernel over
+    symbolic dims be shape-generic where its code does not follow them (codegen/dynamic.py);
+    without it every kernel is generated for the bound shapes."""
     ctx = LowerContext(graph, hardware, CostModel(graph, hardware, dims, static), {r.name: r for r in rules})
+    second = Bindings.of(graph, ctx, dims, shapes_at)
     out: dict[str, GeneratedKernel] = {}
     owners: dict[str, GeneratedKernel] = {}
     seen: dict[object, list[reuse.Lowered]] = {}  # signature key -> lowerings kept for reuse
     for group in plan.groups:
         try:
-            _generate_one(ctx, group, hardware, reuse_lowering, out, owners, seen)
+            _generate_one(ctx, second, group, hardware, reuse_lowering, out, owners, seen)
         except Exception as exc:  # a bug, never a decision: those are Unsupported records
             raise GeneratorError(group.id, "the kernel generator", exc, _members(ctx.graph, group),
                                  f"--disable-fusion {group.id} or --emit none avoids it") from exc
@@ -102,7 +107,7 @@ def _add_onnx_plugins(plan: Plan, out: dict[str, GeneratedKernel]) -> None:
         kernel.files.update(onnx_plugin(kernel.op_name, kernel.kernel_name, origins))
 
 
-def _generate_one(ctx: LowerContext, group, hardware: Hardware, reuse_lowering: bool,
+def _generate_one(ctx: LowerContext, second: Bindings, group, hardware: Hardware, reuse_lowering: bool,
                   out: dict[str, GeneratedKernel], owners: dict[str, GeneratedKernel],
                   seen: dict[object, list[reuse.Lowered]]) -> None:
     """Lower and render one group into `out` (or reuse an earlier group's lowering)."""
@@ -120,6 +125,11 @@ def _generate_one(ctx: LowerContext, group, hardware: Hardware, reuse_lowering: 
     # lower_group returns a record for what it declines (Unsupported, with the reason); anything
     # it raises is a bug and reaches generate_kernels.
     result = lower_group(ctx, group)
+    if isinstance(result, KernelProgram):
+        read = set(ctx.constants_read)
+        result = shape_generic(result, group, second)
+        ctx.constants_read.clear()
+        ctx.constants_read.update(read)
     if not isinstance(result, KernelProgram):
         out[group.id] = GeneratedKernel(group.id, None, result)
     else:

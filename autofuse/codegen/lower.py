@@ -130,7 +130,7 @@ class KernelBuilder:
         self.group = group
         self.graph = ctx.graph
         self.nodes = [ctx.graph.nodes[m] for m in group.members]
-        self.tile = dict(group.cost.tile)
+        self.tile = group.cost.tile
         self.names = Namer(reserved=("workspace", "tiling", "rows", "len", "r", "c", "R", "pipe", "td"))
         self.storages: dict[str, Storage] = {}
         self.inputs: list[GmArg] = []
@@ -141,7 +141,7 @@ class KernelBuilder:
         self.workspace: list[tuple[GmArg, int]] = []  # MatMul results: (GM tensor, byte offset)
         self.workspace_bytes = 0
         self.step_shapes: dict[str, tuple[int, ...]] = {}
-        self.queue_copies = 1 if self.tile.get("single_buffered") else 2
+        self.queue_copies = 1 if self.tile.single_buffered else 2
 
     # -- constants and scalars -------------------------------------------------------------------
 
@@ -218,13 +218,13 @@ class KernelBuilder:
             parts.append(PartBuilder(self, len(parts), [], [arg]).build())
         family = self._family()
         op_name = op_name_for(self.group)
-        cores = int(self.tile.get("cores", 1))
+        cores = self.tile.cores
         program = KernelProgram(
             op_name=op_name, kernel_name=snake_case(op_name), family=family, group_id=self.group.id,
             group_kind=self.group.kind, rule=self.group.rule, target=self.ctx.hw.name, soc=self.ctx.hw.name,
             nodes=tuple(comment_text(f"{n.op_type} {n.name}") for n in self.nodes),
             inputs=tuple(self.inputs), outputs=tuple(self.outputs), tile=self.tile, cores=cores,
-            buffer_num=1 if self.tile.get("single_buffered") else 2, has_datacopy_pad=self.ctx.hw.has_datacopy_pad,
+            buffer_num=1 if self.tile.single_buffered else 2, has_datacopy_pad=self.ctx.hw.has_datacopy_pad,
             parts=tuple(parts), scalars=tuple(self.scalar_inits), matmuls=tuple(self.matmuls),
             cube_blocks=self._cube_blocks() if self.matmuls else 0, workspace=tuple(self.workspace),
             workspace_bytes=self.workspace_bytes,
@@ -242,7 +242,7 @@ class KernelBuilder:
     def _family(self) -> str:
         if self.matmuls:
             return "matmul_epilogue"
-        if self.tile.get("scheme") in ("rows", "split_row"):
+        if self.tile.scheme in ("rows", "split_row"):
             return "row_reduction"
         return "elementwise"
 

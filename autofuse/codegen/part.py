@@ -55,10 +55,12 @@ from autofuse.codegen.views import (
 )
 from autofuse.cost.layout import spare_temporaries
 from autofuse.cost.tiling import (
-    WHOLE_BROADCAST,
+    kept_whole,
     resident_pitch,
+    row_pitch,
     row_value_elements,
     shared_queues,
+    streamed_input,
     temp_elements,
     tile_elements,
     whole_rows,
@@ -122,15 +124,15 @@ class PartBuilder(VectorOps):
         largest = max(produced, key=lambda v: (math.prod(self.shape(v)), v in computed, v in names,
                                                len(self.shape(v))))
         self.space = self.shape(largest) or (1,)
-        scheme = tile.get("scheme")
+        scheme = tile.scheme
         reductions = [n for n in self.members if op_class(n) in (OpClass.REDUCTION, OpClass.NORMALIZATION)]
         if scheme == "split_row":
             return self._build_split()
-        if scheme == "rows" or tile.get("rows_per_tile"):
+        if scheme == "rows" or tile.rows:
             self.walk = "rows"
             self.width = self.space[-1]
-            if reductions and tile.get("row_len") != self.width:
-                raise LoweringError(f"the tile's rows of {tile.get('row_len')} elements are not the last axis "
+            if reductions and tile.row_len != self.width:
+                raise LoweringError(f"the tile's rows of {tile.row_len} elements are not the last axis "
                                     f"({self.width}) of {self.space}")
         else:
             if reductions:
@@ -139,22 +141,25 @@ class PartBuilder(VectorOps):
             self.width = 0
         numel = math.prod(self.space)
         self.total = numel // self.width if self.width else numel
-        if self.walk == "rows":
-            per_tile = int(tile["rows_per_tile"]) if scheme == "rows" else int(tile["elements_per_tile"]) // self.width
-            self.per_tile = max(1, min(per_tile, self.total))
-        else:
-            self.per_tile = max(1, min(int(tile["elements_per_tile"]), self.total))
+        # The tile's units (rows of the tile's row length, or elements) in this part's own rows:
+        # the same scale the generated tiling function applies at run time (tiling_func.h.j2).
+        self.scale = (tile.row_len, self.width) if self.walk == "rows" and scheme != "rows" else (1, 1)
+        cap = tile.rule.cap if tile.rule is not None else (tile.rows or tile.elements)
+        self.per_tile = cap * self.scale[0] // self.scale[1]
+        # Buffers for the tile the rule's cap allows: a static space sizes them for this part's
+        # own size, a symbolic one for any size (cost/tiling.py sizes the UB the same way).
+        self.per_tile = max(1, self.per_tile if tile.dynamic else min(self.per_tile, self.total))
         widths = [ITEMSIZE[a.ctype] for a in self.outputs]
-        widths += [ITEMSIZE[a.ctype] for a in self.k.inputs if a.numel >= numel]
-        block = 32 // min(widths + [4])
-        self.P = -(-self.width // block) * block if self.walk == "rows" else 0
+        widths += [ITEMSIZE[a.ctype] for a in self.k.inputs
+                   if streamed_input(a.numel, numel, tile.dynamic and self.ctx.model.symbolic((a.onnx,)))]
+        self.P = row_pitch(self.width, widths) if self.walk == "rows" else 0
         self._count_uses(self.members)
         for node in self.members:
             self._node(node)
         self._finish_outputs()
         self._share_queues()
         tiles = -(-self.total // self.per_tile)
-        return Part(self.index, self.walk, self.space, self.width, self.total, self.per_tile, tiles,
+        return Part(self.index, self.walk, self.space, self.width, self.total, self.per_tile, tiles, self.scale,
                     nodes=tuple(comment_text(f"{n.op_type} {n.name}") for n in self.members),
                     loads=tuple(self.loads.values()), stores=tuple(self.stores),
                     residents=tuple(self.residents.values()), buffers=tuple(self.buffers), init=tuple(self.init),
@@ -360,9 +365,10 @@ class PartBuilder(VectorOps):
         aligned, width = self._aligned(held.view)
         if storage.arg is None:
             return self._resident_access(value, aligned, width, storage)
-        size = math.prod(storage.shape)
-        big = size >= math.prod(self.space) or size * ITEMSIZE[storage.arg.ctype] > WHOLE_BROADCAST
-        if big or storage.arg.role == "workspace":
+        grows = self.k.tile.dynamic and self.ctx.model.symbolic((storage.arg.onnx,))
+        per_row = self.walk == "rows" and width == 1 and self.width != 1
+        whole = kept_whole(math.prod(storage.shape), ITEMSIZE[storage.arg.ctype], math.prod(self.space), grows, per_row)
+        if not whole or storage.arg.role == "workspace":
             if self.walk == "rows" and width == 1 and self.width != 1:
                 raise LoweringError(f"'{value}' is a large per-row broadcast; only small ones are kept in UB")
             return self._stream(value, aligned, width, storage)
@@ -484,9 +490,9 @@ class PartBuilder(VectorOps):
         self.walk, self.P = "split_row", 0
         self.width = self.space[-1]
         self.total = math.prod(self.space) // self.width
-        self.per_tile = max(1, min(int(tile["elements_per_tile"]), self.width))
-        if int(tile.get("row_len", self.width)) != self.width:
-            raise LoweringError(f"the split rows of {tile.get('row_len')} elements are not the last axis of {self.space}")
+        self.per_tile = max(1, min(tile.elements, self.width))
+        if tile.row_len != self.width:
+            raise LoweringError(f"the split rows of {tile.row_len} elements are not the last axis of {self.space}")
         nodes = self._expanded(self.members)
         kinds, levels, reduce_level = self._split_levels(nodes)
         for arg in self.outputs:

@@ -7,7 +7,10 @@ source have a `CallThrough` (a CANN op already implements them) or a `HostOnly` 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+
+from autofuse.cost.tiling import Tile
 
 # ONNX dtype -> Ascend C element type (bool travels as one byte per element).
 CTYPES = {
@@ -16,6 +19,60 @@ CTYPES = {
 }
 ITEMSIZE = {"float": 4, "half": 2, "bfloat16_t": 2, "int64_t": 8, "int32_t": 4, "uint8_t": 1, "int8_t": 1,
             "int16_t": 2}
+
+
+@dataclass(frozen=True)
+class SymDim:
+    """A size that follows the symbolic dims: `coef` times the product of the kernel's dims,
+    each to its power (codegen/dynamic.py finds them)."""
+
+    coef: int
+    powers: tuple[int, ...]  # exponent of each of Symbols.names
+
+    def cpp(self, dim) -> str:
+        """C++ expression; `dim(k)` writes kernel dim k."""
+        factors = [dim(k) for k, p in enumerate(self.powers) for _ in range(p)]
+        if self.coef != 1 or not factors:
+            factors.insert(0, f"{self.coef}ULL")
+        return " * ".join(factors)
+
+    def value(self, dims) -> int:
+        return self.coef * math.prod(d ** p for d, p in zip(dims, self.powers))
+
+
+@dataclass(frozen=True)
+class Symbols:
+    """The dims a shape-generic kernel takes at run time (codegen/dynamic.py decides which
+    kernels are). Each is a product of the model's symbolic dims that an input carries on one
+    axis (`batch`, `seq`, or `batch*seq` where an exporter flattened them); the tiling function
+    reads them from the inputs' shapes, computes every GM tensor's element count from them and
+    runs the tile rule on the space's count."""
+
+    names: tuple[str, ...]  # the kernel's dims, written as products of the model's
+    sources: tuple[tuple[int, int], ...]  # (input, axis) each is read from
+    shapes: tuple[tuple[int | SymDim, ...], ...]  # every GM tensor (inputs, outputs, workspace)
+    space_arg: int  # the tensor (same order) whose element count is the walk's space
+    model_dims: tuple[str, ...] = ()  # the model's dims the kernel's dims are products of
+    basis: tuple[tuple[int, ...], ...] = ()  # each kernel dim's powers of `model_dims`
+
+    def elements(self, tensor: int) -> str:
+        """C++ expression of a tensor's element count over `dims[i]`."""
+        factors = [str(d) if isinstance(d, int) else f"({d.cpp(lambda k: f'dims[{k}]')})" for d in self.shapes[tensor]
+                   if d != 1]
+        return " * ".join(factors) or "1"
+
+    def kernel_dims(self, binding) -> list[int]:
+        """The kernel's dims at a binding of the model's dims (a mapping name -> size)."""
+        return [math.prod(binding[n] ** p for n, p in zip(self.model_dims, powers) if p) for powers in self.basis]
+
+    def shape_at(self, tensor: int, binding) -> tuple[int, ...]:
+        dims = self.kernel_dims(binding)
+        return tuple(d if isinstance(d, int) else d.value(dims) for d in self.shapes[tensor])
+
+    @property
+    def used_model_dims(self) -> tuple[str, ...]:
+        """The model's dims the kernel depends on."""
+        return tuple(n for j, n in enumerate(self.model_dims) if any(powers[j] for powers in self.basis))
 
 
 @dataclass(frozen=True)
@@ -208,8 +265,13 @@ class Part:
     space: tuple[int, ...]
     width: int  # elements per row (rows, split_row); 0 for flat
     total: int  # rows (rows, split_row) or elements (flat)
-    per_tile: int  # rows per tile, elements per tile (flat) or elements per chunk (split_row)
-    tiles: int
+    # The most rows per tile (rows), elements per tile (flat) or elements per chunk (split_row)
+    # the buffers hold; the tiling function picks the tile at run time, up to this.
+    per_tile: int
+    tiles: int  # at the sizes the kernel was generated for
+    # A tile of the kernel's walk (cost/tiling.py WalkRule units) is scale[0] / scale[1] rows of
+    # this part (a part walked in rows of another width than the tile's).
+    scale: tuple[int, int] = (1, 1)
     nodes: tuple[str, ...] = ()
     loads: tuple[Load, ...] = ()
     stores: tuple[Store, ...] = ()
@@ -245,7 +307,7 @@ class KernelProgram:
     nodes: tuple[str, ...]  # comment lines: the ONNX nodes, sanitized
     inputs: tuple[GmArg, ...]
     outputs: tuple[GmArg, ...]
-    tile: dict  # the cost model's tile, as in report.json
+    tile: Tile  # the cost model's tile
     cores: int  # vector workers (AIV) the tiles are spread over
     buffer_num: int
     has_datacopy_pad: bool
@@ -256,6 +318,19 @@ class KernelProgram:
     workspace: tuple[tuple[GmArg, int], ...] = ()  # MatMul results kept in GM: (tensor, byte offset)
     workspace_bytes: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # Shape-generic: the symbolic dims it runs at (None: generated for the bound shapes only,
+    # `static_reason` says why when the group has symbolic dims).
+    symbols: Symbols | None = None
+    static_reason: str = ""
+    # Numbers of the rendered kernel that follow the dims, written over `td_.dims` instead:
+    # (line, which number of the line's code, C++ expression) (codegen/dynamic.py).
+    kernel_numbers: tuple[tuple[int, int, str], ...] = ()
+
+    @property
+    def tensor_elements(self) -> tuple[int, ...]:
+        """Element count of every GM tensor (inputs, outputs, MatMul results in the workspace) at
+        the generated sizes."""
+        return tuple(a.numel for a in (*self.inputs, *self.outputs, *(w for w, _ in self.workspace)))
 
     @property
     def ub_bytes(self) -> int:

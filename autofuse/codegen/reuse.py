@@ -57,7 +57,7 @@ def signature(ctx: LowerContext, group: FusionGroup) -> Shape | None:
 
     key, values = structure(graph, group.members, group.inputs, group.outputs, value_key)
     nodes = [graph.nodes[m] for m in group.members]
-    key = (group.kind, group.rule, group.lowering, freeze(group.cost.tile), key)
+    key = (group.kind, group.rule, group.lowering, freeze(group.cost.tile.as_dict()), key)
     return Shape(key, values, tuple(n.name for n in nodes), tuple(n.op_type for n in nodes))
 
 

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from autofuse.cost.tiling import WHOLE_BROADCAST, PartLayout, UbAlloc, resident_pitch, whole_rows
+from autofuse.cost.tiling import (PartLayout, UbAlloc, kept_whole, resident_pitch, row_pitch, streamed_input,
+                                  whole_rows)
 from autofuse.cost.traffic import data_inputs, operand_scales
 from autofuse.ir import views
 from autofuse.ir.graph import Node
@@ -137,6 +138,7 @@ class _Kernel:
 
     def __init__(self, model: CostModel, nodes: list[Node], inputs, outputs, rows: bool) -> None:
         self.model = model
+        self.dynamic = model.symbolic((*inputs, *outputs))  # as the tile request says (model.py)
         self.graph = model.graph
         self.nodes = nodes
         self.group_inputs = inputs
@@ -394,9 +396,9 @@ class _Part:
         numel = math.prod(self.space)
         self.total = numel // self.width if self.width else numel
         widths = [ITEMSIZE[a.dtype] for a in self.outputs]
-        widths += [ITEMSIZE[a.dtype] for a in self.k.inputs if a.numel >= numel]
-        block = 32 // min(widths + [4])
-        self.P = -(-self.width // block) * block if self.walk == "rows" else 0
+        widths += [ITEMSIZE[a.dtype] for a in self.k.inputs
+                   if streamed_input(a.numel, numel, self.k.dynamic and self.k.model.symbolic((a.name,)))]
+        self.P = row_pitch(self.width, widths) if self.walk == "rows" else 0
         for node in self.members:
             for value in data_inputs(node):
                 self.uses[value] = self.uses.get(value, 0) + 1
@@ -528,9 +530,10 @@ class _Part:
         aligned, width = self._aligned(held.view)
         if storage.role is None:
             return self._resident_access(held.view.storage, aligned, width, storage)
-        size = math.prod(storage.shape)
-        big = size >= math.prod(self.space) or size * ITEMSIZE[storage.dtype] > WHOLE_BROADCAST
-        if big or storage.role == "workspace":
+        grows = self.k.dynamic and self.k.model.symbolic((held.view.storage,))
+        per_row = self.walk == "rows" and width == 1 and self.width != 1
+        whole = kept_whole(math.prod(storage.shape), ITEMSIZE[storage.dtype], math.prod(self.space), grows, per_row)
+        if not whole or storage.role == "workspace":
             if self.walk == "rows" and width == 1 and self.width != 1:
                 raise Unlowerable("a large per-row broadcast")
             return self._stream(aligned, width, storage)

@@ -69,12 +69,17 @@ def bind_dims(graph: Graph, overrides: Mapping[str, int] | None = None) -> dict[
             bound[name] = overrides[name]
         elif name.startswith("unk__"):
             continue
-        elif name.lower() in _BATCH_NAMES or "batch" in name.lower():
+        elif is_batch_dim(name):
             bound[name] = 1
         else:
             bound[name] = DEFAULT_SYMBOLIC_DIM
     _solve_from_views(graph, bound)
     return bound
+
+
+def is_batch_dim(name: str) -> bool:
+    """A dim named like a batch (bound to 1 unless the user says otherwise)."""
+    return name.lower() in _BATCH_NAMES or "batch" in name.lower()
 
 
 def _solve_from_views(graph: Graph, bound: dict[str, int]) -> None:
@@ -347,7 +352,8 @@ class CostModel:
         if matmuls and not vector_work:  # sibling MatMuls merged into one cube kernel
             flops = sum(self._matmul_flops(n) for n in matmuls)
             cores = self.cube_cores(flops)
-            tile = Tile("matmul", 0, cores=cores, note="cube only; L1/L0 tiling is the Matmul API's")
+            tile = Tile("matmul", 0, cores=cores, note="cube only; L1/L0 tiling is the Matmul API's",
+                        dynamic=self.symbolic((*inputs, *outputs)))
             moved = traffic.total(tile)
             memory = self.memory_us(moved, min(moved // cores, 64 * 1024))
             head = self.head_us(cores / self.hw.aic_cores)
@@ -366,6 +372,10 @@ class CostModel:
         else:
             head = self.head_us(tile.cores / self.hw.aiv_cores)
         return Estimate(head + max(memory, compute), moved, head, memory, compute, tile=tile)
+
+    def symbolic(self, values) -> bool:
+        """Some of `values` has a symbolic dim in the graph."""
+        return any(isinstance(d, str) for v in values for d in (self.graph.type_of(v).shape or ()))
 
     def _elements_computed(self, node: Node, request: TileRequest) -> int:
         """A row kernel computes each per-row value once per row; an elementwise kernel walks
@@ -429,9 +439,11 @@ class CostModel:
             # workspace, tiling.
             parts = None
             arguments = len(outputs) + 2 + sum(1 for v in inputs if (c := self.graph.constant(v)) is None or c.size != 1)
+        # A group over a symbolic space gets a kernel sized for any size of it (cost/tiling.py WalkRule).
+        dynamic = self.symbolic((*inputs, *outputs))
         return TileRequest(space, tuple(full), tuple(small), tuple(outs), temporaries, casts, row_len=row_len, rows=rows,
                            row_align=row_align, fixed_extra=self._resident_extra(small), compares=compares, parts=parts,
-                           arguments=arguments)
+                           arguments=arguments, dynamic=dynamic)
 
     def _resident_extra(self, small: list[tuple[str, int, int]]) -> int:
         """UB a kernel keeps for its small inputs beyond their own bytes: each is held as fp32

@@ -40,6 +40,47 @@ def cores_for(moved_bytes: int, cores: int) -> int:
     return min(cores, max(1, -(-moved_bytes // BYTES_PER_CORE)))
 
 
+# The most units (rows or elements) a tile of a kernel over a symbolic space may hold: the search
+# for the largest tile the Unified Buffer fits starts below it.
+_MOST_UNITS = 1 << 24
+
+
+@dataclass(frozen=True)
+class WalkRule:
+    """How a kernel's tiles follow the size of its iteration space. The cost model prices the
+    rule at the bound sizes; the generated tiling function (host/tiling_func.h.j2) runs the same
+    rule on the real shapes, so a kernel over a symbolic space gets the tile count, the tail and
+    the core split its run-time size calls for. One definition, spelled twice (Python here, C++
+    there): tests/test_runtime_tiling.py runs both over many sizes and checks they agree.
+
+    The space is counted in units: rows of `unit` elements for row walks, elements for a flat
+    walk. A tile holds at most `cap` units (what the kernel's buffers were sized for)."""
+
+    walk: str  # "flat" | "rows" | "split_row"
+    unit: int  # elements per unit: the row length (row walks), 1 (flat)
+    io_bytes: int  # bytes moved per element of the space (full-size inputs and outputs)
+    cap: int  # units per tile the buffers hold (split_row: elements per chunk of a row)
+    align: int = 1  # a flat tile is a multiple of this many elements (one 32-byte block)
+
+    def units(self, space: int) -> int:
+        return space if self.walk == "flat" else max(1, space // self.unit)
+
+    def counts(self, space: int, cores: int) -> tuple[int, int, int]:
+        """(units per tile, tiles, cores used) for a space of `space` elements over `cores`
+        vector cores. A split row walks one row per tile (its chunks are the row's own walk)."""
+        units = self.units(space)
+        want = cores_for(units * self.unit * self.io_bytes, cores)
+        if self.walk == "split_row":
+            return 1, units, min(want, units)
+        if self.walk == "flat":
+            per_core = _round_up(-(-units // want), self.align) if units else self.align
+        else:
+            per_core = max(1, -(-units // want))
+        per_tile = min(self.cap, per_core)
+        tiles = max(1, -(-units // per_tile))
+        return per_tile, tiles, min(want, tiles)
+
+
 # Broadcast inputs up to this size are loaded whole once per kernel (a bias, a norm weight).
 WHOLE_BROADCAST = 16 * 1024
 # A split row keeps its per-row values and the reduction scratch of a chunk besides the chunk
@@ -72,6 +113,33 @@ def row_value_elements(walk: str, per_tile: int) -> int:
 def ub_bytes(elements: int, itemsize: int, alignment: int = 32) -> int:
     """Bytes of one UB buffer: InitBuffer rounds every buffer up to the UB alignment."""
     return -(-elements * itemsize // alignment) * alignment
+
+
+def kept_whole(elements: int, itemsize: int, space: int, grows: bool, per_row: bool) -> bool:
+    """Whether a broadcast input is loaded whole once per core and kept in UB (a bias, a norm
+    weight, a rotary table) rather than read a tile at a time: it is smaller than the space, at
+    most WHOLE_BROADCAST bytes, and its size does not grow with a symbolic dim of a kernel over
+    symbolic dims (`grows`: a shape-generic kernel holds the same UB at any size), unless it is
+    one value per row of a row walk (`per_row`), which is only ever read from UB (the kernel is
+    then specialised to the bound sizes). One decision, read by the generator
+    (codegen/part.py), the UB count (layout.py) and the byte count (traffic.py)."""
+    small = elements < space and elements * itemsize <= WHOLE_BROADCAST
+    return small and (not grows or per_row)
+
+
+def row_pitch(width: int, itemsizes) -> int:
+    """Elements between the rows of a tile in UB: the row length rounded up to a 32-byte block
+    of the narrowest type a tile of the walk holds (the outputs and the inputs read a tile at a
+    time, streamed_input). One decision, read by the generator and the UB count."""
+    block = 32 // min([*itemsizes, 4])
+    return -(-width // block) * block
+
+
+def streamed_input(elements: int, space: int, grows: bool) -> bool:
+    """Whether an input may be read a tile at a time in a row walk (so its rows share the tile's
+    pitch): as large as the space, or growing with a symbolic dim of a shape-generic kernel
+    (kept_whole)."""
+    return elements >= space or grows
 
 
 def whole_rows(col: int, row_len: int, space_width: int) -> bool:
@@ -201,6 +269,12 @@ class Tile:
     single_buffered: bool = False
     note: str = ""
     queue_buffers: int = 0  # buffers of the part that takes the most (queues count each buffer)
+    # How the tiles follow the space's size (the generated tiling function runs it at run time).
+    rule: WalkRule | None = None
+    # The space has symbolic dims: the buffers hold the largest tile the UB fits (`rule.cap`),
+    # whatever size the kernel is run at; at the bound sizes it walks `rows`/`elements` per tile.
+    dynamic: bool = False
+    space: int = 0  # elements of the iteration space the rule was run on (at the bound sizes)
 
     @property
     def ub_bytes(self) -> int:
@@ -212,6 +286,8 @@ class Tile:
             out.update(rows_per_tile=self.rows, row_len=self.row_len)
         if self.single_buffered:
             out["single_buffered"] = True
+        if self.dynamic and self.rule is not None and self.scheme != "split_row":
+            out["max_units_per_tile"] = self.rule.cap  # rows (row walks) or elements the buffers hold
         if self.note:
             out["note"] = self.note
         return out
@@ -243,6 +319,9 @@ class TileRequest:
     # group the code generator cannot lower).
     parts: tuple[PartLayout, ...] | None = None
     arguments: int = 0  # GM arguments of the kernel entry: inputs, outputs, workspace and tiling
+    # The space has symbolic dims: the tile is sized for the largest the UB holds, the tile
+    # count follows the run-time size (WalkRule).
+    dynamic: bool = False
 
 
 class TileOverflow(Exception):
@@ -392,12 +471,12 @@ def _flat_tile(request: TileRequest, parts: tuple[PartLayout, ...], hw: Hardware
     widest = max([a.itemsize for p in parts for a in p.allocs if a.sizing == "tile"] + [1])
     align = max(1, hw.ub_alignment // widest)
     single = _single(parts, hw)
-    cores = cores_for(request.space * _io_bytes(request), hw.aiv_cores)
-    per_core = _round_up(-(-request.space // cores), align) if request.space else align
     flat = lambda _p: "flat"  # noqa: E731
+    # A static space sizes each part's buffers for its own size; a symbolic one for any size.
+    clamp = (lambda n, _p: max(1, n)) if request.dynamic else (lambda n, p: max(1, min(n, p.total)))
 
     def buffers(elements: int) -> tuple[Buffer, ...]:
-        return _worst(parts, lambda p: max(1, min(elements, p.total)), flat, single, hw)
+        return _worst(parts, lambda p: clamp(elements, p), flat, single, hw)
 
     def fits(blocks: int) -> bool:
         return sum(b.total for b in buffers(blocks * align)) <= hw.ub_usable_bytes
@@ -406,12 +485,18 @@ def _flat_tile(request: TileRequest, parts: tuple[PartLayout, ...], hw: Hardware
         smallest = buffers(align)
         raise TileOverflow(f"even a {align}-element tile needs {sum(b.total for b in smallest)} B of UB", smallest,
                            hw.ub_usable_bytes)
-    elements = _largest(fits, 1, max(1, per_core // align)) * align
-    tiles = max(1, -(-request.space // elements))
-    count = _check_buffers(parts, lambda p: max(1, min(elements, p.total)), flat, single, hw)
-    return Tile("elementwise", elements, cores=min(cores, tiles), tiles=tiles, buffers=buffers(elements),
+    io = _io_bytes(request)
+    if request.dynamic:
+        cap = _largest(fits, 1, _MOST_UNITS // align) * align
+    else:
+        cap = WalkRule("flat", 1, io, _MOST_UNITS, align).counts(request.space, hw.aiv_cores)[0]
+        cap = _largest(fits, 1, max(1, cap // align)) * align
+    rule = WalkRule("flat", 1, io, cap, align)
+    elements, tiles, cores = rule.counts(request.space, hw.aiv_cores)
+    count = _check_buffers(parts, lambda p: clamp(cap, p), flat, single, hw)
+    return Tile("elementwise", elements, cores=cores, tiles=tiles, buffers=buffers(cap),
                 ub_capacity=hw.ub_usable_bytes, single_buffered=single, note=_note(parts, single, hw),
-                queue_buffers=count)
+                queue_buffers=count, rule=rule, dynamic=request.dynamic, space=request.space)
 
 
 def _row_tile(request: TileRequest, parts: tuple[PartLayout, ...], hw: Hardware) -> Tile:
@@ -423,10 +508,12 @@ def _row_tile(request: TileRequest, parts: tuple[PartLayout, ...], hw: Hardware)
 
     def per_part(rows: int) -> Callable[[PartLayout], int]:
         # The generator walks each part in rows of its own width: `rows_per_tile` rows for a row
-        # kernel, the tile's elements in rows of the part's width for an elementwise one.
-        if request.row_len:
-            return lambda p: max(1, min(rows, p.total))
-        return lambda p: max(1, min(rows * row_len // max(p.width, 1), p.total))
+        # kernel, the tile's elements in rows of the part's width for an elementwise one; a
+        # static space sizes each part for its own rows, a symbolic one for any number of rows.
+        scaled = (lambda p: rows) if request.row_len else (lambda p: rows * row_len // max(p.width, 1))
+        if request.dynamic:
+            return lambda p: max(1, scaled(p))
+        return lambda p: max(1, min(scaled(p), p.total))
 
     def buffers(rows: int) -> tuple[Buffer, ...]:
         return _worst(parts, per_part(rows), rows_walk, single, hw)
@@ -435,14 +522,19 @@ def _row_tile(request: TileRequest, parts: tuple[PartLayout, ...], hw: Hardware)
         return sum(b.total for b in buffers(rows)) <= hw.ub_usable_bytes
 
     if fits(1):
-        cores = cores_for(total_rows * row_len * _io_bytes(request), hw.aiv_cores)
-        per_core = max(1, -(-total_rows // cores))
-        rows = _largest(fits, 1, per_core)
-        tiles = max(1, -(-total_rows // rows))
-        count = _check_buffers(parts, per_part(rows), rows_walk, single, hw)
+        io = _io_bytes(request)
+        space = total_rows * row_len
+        if request.dynamic:
+            cap = _largest(fits, 1, _MOST_UNITS)
+        else:
+            cap = _largest(fits, 1, WalkRule("rows", row_len, io, _MOST_UNITS).counts(space, hw.aiv_cores)[0])
+        rule = WalkRule("rows", row_len, io, cap)
+        rows, tiles, cores = rule.counts(space, hw.aiv_cores)
+        count = _check_buffers(parts, per_part(cap), rows_walk, single, hw)
         return Tile("rows" if request.row_len else "elementwise", rows * row_len, rows=rows, row_len=row_len,
-                    cores=min(cores, tiles), tiles=tiles, buffers=buffers(rows), ub_capacity=hw.ub_usable_bytes,
-                    single_buffered=single, note=_note(parts, single, hw), queue_buffers=count)
+                    cores=cores, tiles=tiles, buffers=buffers(cap), ub_capacity=hw.ub_usable_bytes,
+                    single_buffered=single, note=_note(parts, single, hw), queue_buffers=count, rule=rule,
+                    dynamic=request.dynamic, space=space)
     if not request.row_len:
         smallest = buffers(1)
         raise TileOverflow(f"one row of {row_len} elements needs {sum(b.total for b in smallest)} B of UB "
@@ -474,14 +566,16 @@ def _split_tile(request: TileRequest, parts: tuple[PartLayout, ...], single: boo
     per_core = _round_up(-(-request.row_len // cores_chunk), align)
     elements = _largest(fits, 1, max(1, per_core // align)) * align
     chunks = math.ceil(request.row_len / elements)
-    tiles = request.rows * chunks
-    cores = min(cores_for(request.rows * request.row_len * _io_bytes(request), hw.aiv_cores), request.rows)
+    rule = WalkRule("split_row", request.row_len, _io_bytes(request), elements)
+    _, rows, cores = rule.counts(request.rows * request.row_len, hw.aiv_cores)
+    tiles = rows * chunks
     count = _check_buffers(chunked, lambda p: max(1, min(elements, p.width or elements)), split, single, hw)
     note = f"a row of {request.row_len} elements does not fit: {chunks} chunks per row, read once per reduction pass"
     shared = _note(parts, single, hw)
     return Tile("split_row", elements, rows=1, row_len=request.row_len, cores=cores, tiles=tiles,
                 buffers=buffers(elements), ub_capacity=hw.ub_usable_bytes, single_buffered=single,
-                note=f"{note}; {shared}" if shared else note, queue_buffers=count)
+                note=f"{note}; {shared}" if shared else note, queue_buffers=count, rule=rule, dynamic=request.dynamic,
+                space=request.rows * request.row_len)
 
 
 # -- a request written by hand ---------------------------------------------------------------------

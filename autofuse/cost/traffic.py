@@ -15,8 +15,9 @@ of a rotary pair are two), each over the Tile that tiling.py chose. That kernel 
   uses it yet, so it is not priced;
 - per part, every tensor it reads (a group input or a MatMul result): a streamed tensor once per
   row of the walk at the width the row reads (a full-size input once; a broadcast input too big
-  to keep whole once per row that uses it); a small broadcast input (a norm's gamma, a bias,
-  rotary cos/sin: up to WHOLE_BROADCAST bytes) loaded whole once by every core that has tiles of
+  to keep whole, or growing with a symbolic dim of a shape-generic kernel, once per row that
+  uses it); a small broadcast input (a norm's gamma, a bias, rotary cos/sin: up to
+  WHOLE_BROADCAST bytes, tiling.py kept_whole) loaded whole once by every core that has tiles of
   the part; a split row (a row longer than UB holds) reads its tensors once per pass that needs
   them;
 - nothing for one-number constants (compiled into the kernel) or shape operands.
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from autofuse.cost.tiling import WHOLE_BROADCAST, Tile, whole_rows
+from autofuse.cost.tiling import Tile, kept_whole, whole_rows
 from autofuse.errors import AutofuseError
 from autofuse.ir.graph import Graph, Node
 from autofuse.ir.views import slice_bounds
@@ -382,8 +383,10 @@ class KernelTraffic:
                 loads[("scalar", storage, access.pieces)] = self.itemsize(storage) * max(tile.cores, 1)
                 continue
             whole = math.prod(self.shape(storage))
-            if walks_rows and storage not in self.results and whole < numel \
-                    and whole * self.itemsize(storage) <= WHOLE_BROADCAST:
+            grows = tile.dynamic and self.model.symbolic((storage,))
+            per_row = (shape[-1] if shape else 1) == 1 and width != 1
+            if walks_rows and storage not in self.results \
+                    and kept_whole(whole, self.itemsize(storage), numel, grows, per_row):
                 residents.add(storage)
                 continue
             if not walks_rows:

@@ -21,7 +21,7 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
 from autofuse.errors import InputError
-from autofuse.frontends.shape_eval import evaluate_shapes
+from autofuse.frontends.shape_eval import evaluate
 from autofuse.frontends.shapes import complete_shapes
 from autofuse.ir.graph import Dim, Graph, Node, TensorType
 
@@ -533,14 +533,21 @@ def concrete_shapes(loaded: LoadedModel, dims: dict[str, int]) -> dict[str, tupl
     evaluation fills in the rest). Values nothing can size are left out: the cost model then
     falls back to the symbolic binding.
     """
+    return concrete_evaluation(loaded, dims).shapes
+
+
+def concrete_evaluation(loaded: LoadedModel, dims: dict[str, int]):
+    """concrete_shapes' evaluation: `.shapes`, and `.values`, the small tensors the shape
+    arithmetic computes at these sizes (Reshape targets, position ranges)."""
     graph = loaded.graph
     sized = _substituted(graph, dims)
     if sized is not None:
-        shapes = evaluate_shapes(graph, sized, graph.constant_values)
+        state = evaluate(graph, sized, graph.constant_values)
+        shapes = state.shapes
         if all(v in shapes for v in graph.inputs) and all(
                 v in shapes for n in graph.nodes for v in n.outputs if v):
-            return shapes
-    return evaluate_shapes(graph, _reinferred(loaded.model, dims), graph.constant_values)
+            return state
+    return evaluate(graph, _reinferred(loaded.model, dims), graph.constant_values)
 
 
 def _substituted(graph: Graph, dims: dict[str, int]) -> dict[str, tuple[int, ...]] | None:

@@ -167,13 +167,15 @@ def rows_contiguous(dims: tuple[int, ...], strides: tuple[int, ...], width: int)
 
 
 def row_index_expr(dims: tuple[int, ...], strides: tuple[int, ...], offset: int, row: str) -> str:
-    """C++ expression of the storage element index of global row `row`."""
+    """C++ expression of the storage element index of global row `row` (below the product of
+    `dims`: the outermost coordinate needs no wrap, so the expression does not name its extent)."""
     terms = [str(offset)] if offset else []
     inner = 1
-    for d, s in reversed(list(zip(dims, strides))):
+    for axis in reversed(range(len(dims))):
+        d, s = dims[axis], strides[axis]
         if s:
             coord = f"({row} / {inner})" if inner > 1 else row
-            terms.append(f"(({coord} % {d}) * {s})" if d > 1 else f"({coord} * {s})")
+            terms.append(f"(({coord} % {d}) * {s})" if d > 1 and axis else f"({coord} * {s})")
         inner *= d
     return " + ".join(terms) or "0"
 

@@ -23,7 +23,7 @@ from autofuse.ir.graph import Graph
 from autofuse.ops.table import is_kernel
 from autofuse.cost.hardware import Hardware
 from autofuse.cost.model import CostModel, Estimate, UnknownShape, bind_dims, group_scheme
-from autofuse.cost.tiling import TileOverflow
+from autofuse.cost.tiling import Tile, TileOverflow
 from autofuse.planner.merge import VIEWS, Merged, candidate_of, has_matmul, is_convex, merge_around_matmuls
 from autofuse.planner.pricing import Emittable, Priced, group_inputs, price_candidates, saving_us
 
@@ -62,7 +62,7 @@ class GroupCost:
     hbm_bytes_before: int | None  # bytes its members move as separate kernels
     hbm_bytes_after: int
     launches_saved: int
-    tile: dict | None
+    tile: Tile | None  # the tile the cost model priced, which the generator emits
     ub_bytes: int | None
     ub_capacity: int | None
 
@@ -72,7 +72,7 @@ def group_cost(after: Estimate, before: float | None = None, bytes_before: int |
     """What the report and the generator read of the cost model's estimate of a group."""
     tile = after.tile
     return GroupCost(before, after.time_us, bytes_before, after.hbm_bytes, launches_saved,
-                     tile.as_dict() if tile else None, tile.ub_bytes if tile and tile.buffers else None,
+                     tile, tile.ub_bytes if tile and tile.buffers else None,
                      tile.ub_capacity if tile and tile.ub_capacity else None)
 
 

@@ -71,7 +71,7 @@ def _group_entry(graph: Graph, group: FusionGroup) -> dict:
         "est_time_us_before": None if cost.time_before_us is None else round(cost.time_before_us, 3),
         "est_time_us_after": round(cost.time_after_us, 3),
         "launches_saved": cost.launches_saved,
-        "tile": cost.tile,
+        "tile": cost.tile.as_dict() if cost.tile else None,
         "ub_bytes": cost.ub_bytes,
         "ub_capacity": cost.ub_capacity,
     }

@@ -33,6 +33,7 @@ from autofuse.cost.hardware import Hardware
 from autofuse.errors import GeneratorError
 from autofuse.frontends.onnx import LoadedModel
 from autofuse.planner.plan import FusionGroup, Plan
+from autofuse.verify.sizes import SizePoints, SizeUnavailable
 from autofuse.verify.onnx_runtime import (
     TOLERANCES,
     _index_bound,
@@ -76,6 +77,13 @@ class KernelCheck:
     # run (`api_error` then says why); a kernel that does not compile there is not verified.
     api_checked: bool | None = None
     api_error: str | None = None
+    # Every size the kernel ran at (the bound sizes first; a shape-generic kernel also at the
+    # other bindings of its symbolic dims). The fields above summarise them.
+    sizes: tuple[SizeCheck, ...] = ()
+
+    @property
+    def checked_dims(self) -> list[dict[str, int]]:
+        return [dict(s.dims) for s in self.sizes]
 
     @property
     def passed(self) -> bool:
@@ -84,17 +92,47 @@ class KernelCheck:
 
     @property
     def bytes_within_tolerance(self) -> bool | None:
-        """Measured within BYTES_TOLERANCE of the prediction."""
-        if self.gm_bytes_measured is None or not self.gm_bytes_predicted:
-            return None
-        return abs(self.gm_bytes_measured - self.gm_bytes_predicted) <= BYTES_TOLERANCE * self.gm_bytes_predicted
+        """Measured within BYTES_TOLERANCE of the prediction, at every size it ran at."""
+        runs = self.sizes or (self,)
+        within = [_within(r.gm_bytes_measured, r.gm_bytes_predicted) for r in runs]
+        return None if None in within else all(within)
+
+
+@dataclass(frozen=True)
+class SizeCheck:
+    """One run of a kernel: the sizes of its symbolic dims (empty for a kernel generated for
+    static shapes), the tiling its own tiling function computed there, and the outcome."""
+
+    dims: tuple[tuple[str, int], ...]
+    verified: bool
+    max_abs_error: float | None = None
+    gm_bytes_measured: int | None = None
+    gm_bytes_predicted: int | None = None
+    block_dim: int | None = None
+    used_cores: int | None = None
+    tiles: tuple[int, ...] = ()
+    error: str | None = None
+
+    def entry(self) -> dict:
+        return {"dims": dict(self.dims), "verified": self.verified, "max_abs_error": self.max_abs_error,
+                "gm_bytes_measured": self.gm_bytes_measured, "gm_bytes_predicted": self.gm_bytes_predicted,
+                "used_cores": self.used_cores, "tiles": list(self.tiles),
+                **({"error": self.error} if self.error else {})}
+
+
+def _within(measured: int | None, predicted: int | None) -> bool | None:
+    if measured is None or not predicted:
+        return None
+    return abs(measured - predicted) <= BYTES_TOLERANCE * predicted
 
 
 def check_kernels(loaded: LoadedModel, plan: Plan, kernels: Mapping[str, GeneratedKernel], hardware: Hardware,
                   static: Mapping[str, tuple[int, ...]], *, seed: int = 0, rules: Sequence = (), workers: int = 2,
-                  cache_dir: Path | None = None) -> dict[str, KernelCheck]:
+                  cache_dir: Path | None = None, dims: Mapping[str, int] | None = None) -> dict[str, KernelCheck]:
     """Compile, run and compare every generated kernel (`workers` compiles at once). A rule's
-    `tolerance` loosens the relative tolerance of its groups where it is looser than the dtype's."""
+    `tolerance` loosens the relative tolerance of its groups where it is looser than the dtype's.
+    A shape-generic kernel is compiled once and run at the bound sizes `dims` and at the other
+    bindings of its symbolic dims (SizePoints); the others at the bound sizes."""
     by_name = {r.name: r for r in rules}
     tolerances = {g.id: by_name[g.rule].tolerance for g in plan.groups if g.rule in by_name}
     groups = {g.id: g for g in plan.groups if kernels.get(g.id) is not None and kernels[g.id].generated}
@@ -102,10 +140,12 @@ def check_kernels(loaded: LoadedModel, plan: Plan, kernels: Mapping[str, Generat
         return {}
     cache_dir = cache_dir or cache_directory()
     values = _group_values(loaded, [groups[i] for i in groups], static, seed)
+    programs = [kernels[gid].program for gid in groups]
+    points = SizePoints(loaded, hardware, dict(dims or {}), [p for p in programs if p.symbols], values, seed)
     work = tempfile.mkdtemp(prefix="autofuse-kernels-")
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            futures = {gid: pool.submit(_check, loaded, groups[gid], kernels[gid], hardware, values, Path(work) / gid,
+            futures = {gid: pool.submit(_check, loaded, groups[gid], kernels[gid], hardware, points, Path(work) / gid,
                                         tolerances.get(gid), cache_dir)
                        for gid in groups}
             checks = {}
@@ -265,8 +305,8 @@ def _constant_array(loaded: LoadedModel, value: str) -> np.ndarray | None:
 
 
 def _check(loaded: LoadedModel, group: FusionGroup, kernel: GeneratedKernel, hardware: Hardware,
-           values: Mapping[str, np.ndarray], work: Path, looser: float | None, cache_dir: Path | None) -> KernelCheck:
-    from autofuse.emulator import build, run
+           points: SizePoints, work: Path, looser: float | None, cache_dir: Path | None) -> KernelCheck:
+    from autofuse.emulator import build
     from autofuse.emulator.build import EmulatorError
 
     program = kernel.program
@@ -285,29 +325,70 @@ def _check(loaded: LoadedModel, group: FusionGroup, kernel: GeneratedKernel, har
                     name=program.kernel_name)
     except EmulatorError as exc:
         return KernelCheck(group.id, False, False, gm_bytes_predicted=predicted, error=_one_line(str(exc)))
-    data = work / "data"
+    runs = []
+    for i, binding in enumerate(points.bindings(program)):
+        if i == 0:
+            values, expected_bytes = points.bound_values, predicted
+        else:
+            try:
+                values, expected_bytes = points.values_at(binding, group), points.predicted_at(binding, group)
+            except SizeUnavailable as exc:
+                runs.append(SizeCheck(tuple(binding.items()), False, error=f"at {_dims_text(binding)}: {exc}"))
+                continue
+        runs.append(_run_at(loaded, group, program, exe, binding, values, expected_bytes, work / f"data{i}", looser))
+    first = runs[0]
+    failed = [r for r in runs if not r.verified]
+    error = "; ".join(r.error if len(runs) == 1 else f"at {_dims_text(dict(r.dims))}: {r.error}"
+                      for r in failed if r.error) or None
+    return KernelCheck(group.id, True, not failed, max((r.max_abs_error or 0.0 for r in runs), default=0.0),
+                       first.gm_bytes_measured, first.gm_bytes_predicted, error, first.block_dim, first.used_cores,
+                       first.tiles, sizes=tuple(runs))
+
+
+def _run_at(loaded: LoadedModel, group: FusionGroup, program, exe: Path, binding: Mapping[str, int],
+            values: Mapping[str, np.ndarray], predicted: int | None, data: Path, looser: float | None) -> SizeCheck:
+    """The compiled kernel run once at `binding` on `values`, compared with onnxruntime."""
+    from autofuse.emulator import run
+    from autofuse.emulator.build import EmulatorError
+
+    point = tuple(binding.items())
     data.mkdir(parents=True, exist_ok=True)
+    shapes = _arg_shapes(program, binding)
     for i, arg in enumerate(program.inputs):
-        _to_bytes(values[arg.onnx], arg.dtype, arg.shape).tofile(data / f"in{i}.bin")
+        _to_bytes(values[arg.onnx], arg.dtype, shapes[i]).tofile(data / f"in{i}.bin")
+    elements = [math.prod(s) for s in shapes]
+    dims = program.symbols.kernel_dims(binding) if program.symbols else []
+    (data / "sizes.txt").write_text(" ".join(str(v) for v in (len(dims), *dims, *elements)) + "\n")
     try:
         result = run(exe, [data]).check()
     except EmulatorError as exc:
-        return KernelCheck(group.id, True, False, gm_bytes_predicted=predicted, error=_one_line(str(exc)))
+        return SizeCheck(point, False, gm_bytes_predicted=predicted, error=_one_line(str(exc)))
     launch = result.launches[-1] if result.launches else None
     measured = launch.gm_bytes_read + launch.gm_bytes_written if launch else None
     tiling = _TILING_LINE.search(result.stdout)
     expected = _reference(loaded, group, values)
     worst, problems = 0.0, []
     for i, arg in enumerate(program.outputs):
-        actual = _from_bytes(data / f"out{i}.bin", arg.dtype, arg.shape)
+        actual = _from_bytes(data / f"out{i}.bin", arg.dtype, shapes[len(program.inputs) + i])
         error, problem = _compare(arg.onnx, expected[arg.onnx], actual, arg.dtype, looser)
         worst = max(worst, error)
         if problem:
             problems.append(problem)
-    return KernelCheck(group.id, True, not problems, worst, measured, predicted, "; ".join(problems) or None,
-                       int(tiling[1]) if tiling else None,
-                       int(tiling[2]) if tiling else None,
-                       tuple(int(t) for t in tiling[3].split(",")) if tiling else ())
+    return SizeCheck(point, not problems, worst, measured, predicted,
+                     int(tiling[1]) if tiling else None, int(tiling[2]) if tiling else None,
+                     tuple(int(t) for t in tiling[3].split(",")) if tiling else (), "; ".join(problems) or None)
+
+
+def _arg_shapes(program, binding: Mapping[str, int]) -> list[tuple[int, ...]]:
+    """Every GM argument's shape (inputs, then outputs) at `binding`."""
+    args = (*program.inputs, *program.outputs)
+    if not program.symbols:
+        return [a.shape for a in args]
+    return [program.symbols.shape_at(i, binding) for i in range(len(args))]
+
+
+def _dims_text(dims: Mapping[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in dims.items()) or "the generated shapes"
 
 
 _TILING_LINE = re.compile(r"tiling block_dim=(\d+) used_cores=(\d+) tiles=([\d,]+)")
@@ -317,7 +398,18 @@ def _reference(loaded: LoadedModel, group: FusionGroup, values: Mapping[str, np.
     """onnxruntime's outputs of a model made of the group's original nodes."""
     graph = loaded.graph
     protos = loaded.model.graph.node
-    nodes = [protos[graph.nodes[m].source_index] for m in group.members]
+    nodes = []
+    for m in group.members:
+        node = protos[graph.nodes[m].source_index]
+        nodes.append(node)
+        # The cube writes a MatMul's result in its own dtype (codegen/lower.py): an fp16 result
+        # is rounded to fp16 before the epilogue reads it, as in the unfused model.
+        if node.op_type == "MatMul" and graph.type_of(node.output[0]).dtype == "float16":
+            product = onnx.NodeProto()
+            product.CopyFrom(node)
+            product.output[0] = f"{node.output[0]}@product"
+            nodes[-1] = product
+            nodes.append(helper.make_node("Cast", [product.output[0]], [node.output[0]], to=onnx.TensorProto.FLOAT16))
     inputs, feeds = [], {}
     for value in group.inputs:
         array = np.asarray(values[value])
@@ -384,6 +476,9 @@ def _compare(name: str, expected, actual: np.ndarray, dtype: str, looser: float 
         rtol = max(rtol, looser)
     e, a = expected.astype(np.float64), actual.astype(np.float64)
     close = np.isclose(a, e, rtol=rtol, atol=atol, equal_nan=True)
+    if dtype in _HALF_ULP:  # a value rounded to half precision inside the group and again at the end
+        with np.errstate(invalid="ignore", over="ignore"):
+            close |= np.abs(a - e) <= 2 * _HALF_ULP[dtype](e)
     finite = np.isfinite(e) & np.isfinite(a)
     error = float(np.max(np.abs(a[finite] - e[finite]))) if finite.any() else 0.0
     if close.all():
@@ -391,6 +486,13 @@ def _compare(name: str, expected, actual: np.ndarray, dtype: str, looser: float 
     bad = int((~close).sum())
     return error, (f"output '{name}' ({dtype}): {bad} of {close.size} elements outside rtol={rtol} atol={atol}, "
                    f"max abs error {error:.3g}")
+
+
+# One unit in the last place of a half-precision value of magnitude |x|.
+_HALF_ULP = {
+    "float16": lambda x: np.spacing(np.abs(x).astype(np.float16)).astype(np.float64),
+    "bfloat16": lambda x: np.spacing(np.abs(x).astype(np.float32)).astype(np.float64) * 65536.0,
+}
 
 
 def _saturated(expected: np.ndarray, actual: np.ndarray) -> np.ndarray:
@@ -420,7 +522,11 @@ def kernel_entry(group: FusionGroup, kernel: GeneratedKernel | None, check: Kern
 
     A generated kernel: `source` (its path under OUTDIR), `compiled`, `verified`,
     `max_abs_error`, `gm_bytes_measured`, `gm_bytes_predicted` (null where --verify-kernels did
-    not run), plus `op_type`, `family`, `project` and `error`. A group a CANN op implements:
+    not run), plus `op_type`, `family`, `project` and `error`; `shapes`: "symbolic" with
+    `symbolic_dims` (a shape-generic kernel: it runs at any size of them) or "static" (generated
+    for the bound shapes; `static_reason` says why where the group has symbolic dims); with
+    --verify-kernels, `checked_dims` (every binding it was run at) and `checked_sizes` (each
+    run's outcome, tiling and GM bytes). A group a CANN op implements:
     `call_through` (the CANN op) and `source` null. Shape arithmetic: `host` true. A group the
     generator cannot lower: `generated` false and `reason`.
     """
@@ -433,6 +539,11 @@ def kernel_entry(group: FusionGroup, kernel: GeneratedKernel | None, check: Kern
     if kernel.generated:
         entry.update(generated=True, op_type=kernel.op_name, family=kernel.family,
                      project=kernel.directory)
+        program = kernel.program
+        if program.symbols:
+            entry.update(shapes="symbolic", symbolic_dims=list(program.symbols.names))
+        else:
+            entry.update(shapes="static", **({"static_reason": program.static_reason} if program.static_reason else {}))
         if kernel.same_as:
             entry["same_kernel_as"] = kernel.same_as
     elif isinstance(record, CallThrough):
@@ -443,7 +554,8 @@ def kernel_entry(group: FusionGroup, kernel: GeneratedKernel | None, check: Kern
         entry.update(generated=False, reason=record.reason)
     if check is not None:
         entry.update(compiled=check.compiled, verified=check.verified, max_abs_error=check.max_abs_error,
-                     gm_bytes_measured=check.gm_bytes_measured, api_checked=check.api_checked)
+                     gm_bytes_measured=check.gm_bytes_measured, api_checked=check.api_checked,
+                     checked_dims=check.checked_dims, checked_sizes=[s.entry() for s in check.sizes])
         if check.error:
             entry["error"] = check.error
         if check.api_error:

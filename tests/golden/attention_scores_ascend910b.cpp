@@ -128,7 +128,7 @@ public:
         x1Gm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(x1), 1024);  // q
         x2Gm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(x2), 128);  // mask
         y0Gm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(y0), 512);  // y
-        c0Gm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(GetUserWorkspace(workspace) + 0), 512);  // MatMul result m
+        c0Gm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(GetUserWorkspace(workspace) + td.workspaceOffset[0]), 512);  // MatMul result m
     }
 
     __aicore__ inline void Process()
@@ -175,43 +175,28 @@ public:
            MatmulType<TPosition::GM, CubeFormat::ND, float>> mm0;
 
 private:
-    // -- part 0: 64 rows of space [2, 4, 8, 8], tiles of 64 rows of 8 elements (UB rows of 8)
+    // -- part 0: 64 rows of space [2, 4, 8, 8], tiles of up to 977 rows of 8 elements (UB rows of 8)
 
     __aicore__ inline void Part0(uint32_t worker)
     {
         pipe_->Reset();
-        pipe_->InitBuffer(q_mm, 2, 2048);  // m
-        pipe_->InitBuffer(tmp0, 2304);  // tmp0
-        pipe_->InitBuffer(res_x2, 512);  // x2
-        pipe_->InitBuffer(q_y0, 2, 2048);  // y
+        pipe_->InitBuffer(q_mm, 2, 31264);  // m
+        pipe_->InitBuffer(tmp0, 31744);  // tmp0
+        pipe_->InitBuffer(q_x2, 1, 31264);  // mask
+        pipe_->InitBuffer(q_y0, 2, 31264);  // y
         // Tiles [first, first + count) of the part's td_.part0Tiles: the first `rem` cores take one more.
         const uint32_t tiles = td_.part0Tiles;
         const uint32_t base = tiles / td_.usedCores;
         const uint32_t rem = tiles % td_.usedCores;
         const uint32_t first = worker * base + (worker < rem ? worker : rem);
         const uint32_t count = base + (worker < rem ? 1 : 0);
-        if (count > 0) {
-            LoadResidents0();
-        }
         for (uint32_t t = first; t < first + count; ++t) {
-            const uint64_t rowStart = static_cast<uint64_t>(t) * 64;
-            const uint32_t rows = (t + 1 == tiles) ? td_.part0LastTile : 64;
+            const uint64_t rowStart = static_cast<uint64_t>(t) * td_.part0PerTile;
+            const uint32_t rows = (t + 1 == tiles) ? td_.part0LastTile : td_.part0PerTile;
             CopyIn0(rowStart, rows);
             Compute0(rowStart, rows);
             CopyOut0(rowStart, rows);
         }
-    }
-
-    // Small inputs, loaded whole once per core and kept in UB as fp32 rows.
-    __aicore__ inline void LoadResidents0()
-    {
-        LocalTensor<float> t_res_x2 = res_x2.Get<float>();
-        AfCopyRowsIn(t_res_x2, x2Gm, 16, 8, 8, 8);
-        event_t loaded = static_cast<event_t>(GetTPipePtr()->FetchEventID(HardEvent::MTE2_V));
-        SetFlag<HardEvent::MTE2_V>(loaded);
-        WaitFlag<HardEvent::MTE2_V>(loaded);
-        AfWaitScalar();
-        PipeBarrier<PIPE_V>();
     }
 
     __aicore__ inline void CopyIn0(uint64_t rowStart, uint32_t rows)
@@ -219,26 +204,32 @@ private:
         LocalTensor<float> x_q_mm = q_mm.AllocTensor<float>();
         AfCopyRowsIn(x_q_mm, c0Gm[rowStart * 8], rows, 8, 8, 8);
         q_mm.EnQue(x_q_mm);
+        LocalTensor<float> x_q_x2 = q_x2.AllocTensor<float>();
+        for (uint32_t r = 0; r < rows;) {  // rows gathered from GM 64, 0, 8 elements apart
+            const uint64_t R = rowStart + r;
+            const uint32_t left = 8 - static_cast<uint32_t>(R % 8);
+            const uint32_t run = rows - r < left ? rows - r : left;
+            AfCopyRowsIn(x_q_x2[r * 8], x2Gm[((R % 8) * 8) + ((R / 32) * 64)], run, 8, 8, 8);
+            r += run;
+        }
+        q_x2.EnQue(x_q_x2);
     }
 
     __aicore__ inline void Compute0(uint64_t rowStart, uint32_t rows)
     {
         LocalTensor<float> x_q_mm = q_mm.DeQue<float>();
+        LocalTensor<float> x_q_x2 = q_x2.DeQue<float>();
         LocalTensor<float> y_q_y0 = q_y0.AllocTensor<float>();
         LocalTensor<float> t_tmp0 = tmp0.Get<float>();
-        LocalTensor<float> t_res_x2 = res_x2.Get<float>();
         // Div Div_2
         Muls(t_tmp0, x_q_mm, 4.0f, rows * 8);
         PipeBarrier<PIPE_V>();
         // Add Add_3
-        AfWaitVector();
-        for (uint32_t r = 0; r < rows; ++r) {
-            const uint64_t R = rowStart + r;
-            Add(y_q_y0[r * 8], t_tmp0[r * 8], t_res_x2[(((R % 8) * 8) + (((R / 32) % 2) * 64))], 8);
-            PipeBarrier<PIPE_V>();
-        }
+        Add(y_q_y0, t_tmp0, x_q_x2, rows * 8);
+        PipeBarrier<PIPE_V>();
         q_y0.EnQue(y_q_y0);
         q_mm.FreeTensor(x_q_mm);
+        q_x2.FreeTensor(x_q_x2);
     }
 
     __aicore__ inline void CopyOut0(uint64_t rowStart, uint32_t rows)
@@ -249,7 +240,7 @@ private:
     }
     TQue<QuePosition::VECIN, 1> q_mm;
     TBuf<TPosition::VECCALC> tmp0;
-    TBuf<TPosition::VECCALC> res_x2;
+    TQue<QuePosition::VECIN, 1> q_x2;
     TQue<QuePosition::VECOUT, 1> q_y0;
 
     TPipe* pipe_;

@@ -22,7 +22,7 @@
 //   Concat node_cat_2
 //   Mul node_mul_166
 //   Add node_add_235
-// Tile chosen by autofuse's cost model: elementwise, 256 rows of 16 per tile, 2 cores, 2 tiles, double-buffered.
+// Tile chosen by autofuse's cost model: elementwise, up to 324 rows of 16 per tile, double-buffered; tile count and cores from the run-time sizes.
 #include "kernel_operator.h"
 
 #include "autofuse_rotary_mul_pair5_tiling.h"
@@ -135,12 +135,12 @@ public:
     {
         pipe_ = pipe;
         td_ = td;
-        xGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(x), 2048);  // unsqueeze_14
-        cosGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(cos), 2048);  // unsqueeze_15
-        sinGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(sin), 8192);  // view
-        x3Gm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(x3), 4096);  // view_1
-        yGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(y), 8192);  // add_199
-        y1Gm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(y1), 4096);  // add_235
+        xGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(x), td.argElements[0]);  // unsqueeze_14
+        cosGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(cos), td.argElements[1]);  // unsqueeze_15
+        sinGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(sin), td.argElements[2]);  // view
+        x3Gm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(x3), td.argElements[3]);  // view_1
+        yGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(y), td.argElements[4]);  // add_199
+        y1Gm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(y1), td.argElements[5]);  // add_235
     }
 
     __aicore__ inline void Process()
@@ -154,78 +154,75 @@ public:
     }
 
 private:
-    // -- part 0: 512 rows of space [1, 4, 128, 16], tiles of 256 rows of 16 elements (UB rows of 16)
+    // -- part 0: tiles of up to 324 rows of 16 elements (UB rows of 16)
 
     __aicore__ inline void Part0(uint32_t worker)
     {
-        pipe_->InitBuffer(q_sin, 2, 16384);  // transpose
-        pipe_->InitBuffer(res_x, 8192);  // x
-        pipe_->InitBuffer(tmp0, 16640);  // tmp0
-        pipe_->InitBuffer(tmp1, 16640);  // tmp1
-        pipe_->InitBuffer(tmp2, 16640);  // tmp2
-        pipe_->InitBuffer(res_cos, 8192);  // cos
-        pipe_->InitBuffer(q_y, 2, 16384);  // add_199
+        pipe_->InitBuffer(q_sin, 2, 20736);  // transpose
+        pipe_->InitBuffer(q_x, 1, 20736);  // unsqueeze_14
+        pipe_->InitBuffer(tmp0, 20992);  // tmp0
+        pipe_->InitBuffer(tmp1, 20992);  // tmp1
+        pipe_->InitBuffer(tmp2, 20992);  // tmp2
+        pipe_->InitBuffer(q_cos, 1, 20736);  // unsqueeze_15
+        pipe_->InitBuffer(q_y, 2, 20736);  // add_199
         // Tiles [first, first + count) of the part's td_.part0Tiles: the first `rem` cores take one more.
         const uint32_t tiles = td_.part0Tiles;
         const uint32_t base = tiles / td_.usedCores;
         const uint32_t rem = tiles % td_.usedCores;
         const uint32_t first = worker * base + (worker < rem ? worker : rem);
         const uint32_t count = base + (worker < rem ? 1 : 0);
-        if (count > 0) {
-            LoadResidents0();
-        }
         for (uint32_t t = first; t < first + count; ++t) {
-            const uint64_t rowStart = static_cast<uint64_t>(t) * 256;
-            const uint32_t rows = (t + 1 == tiles) ? td_.part0LastTile : 256;
+            const uint64_t rowStart = static_cast<uint64_t>(t) * td_.part0PerTile;
+            const uint32_t rows = (t + 1 == tiles) ? td_.part0LastTile : td_.part0PerTile;
             CopyIn0(rowStart, rows);
             Compute0(rowStart, rows);
             CopyOut0(rowStart, rows);
         }
     }
 
-    // Small inputs, loaded whole once per core and kept in UB as fp32 rows.
-    __aicore__ inline void LoadResidents0()
-    {
-        LocalTensor<float> t_res_x = res_x.Get<float>();
-        AfCopyRowsIn(t_res_x, xGm, 128, 16, 16, 16);
-        LocalTensor<float> t_res_cos = res_cos.Get<float>();
-        AfCopyRowsIn(t_res_cos, cosGm, 128, 16, 16, 16);
-        event_t loaded = static_cast<event_t>(GetTPipePtr()->FetchEventID(HardEvent::MTE2_V));
-        SetFlag<HardEvent::MTE2_V>(loaded);
-        WaitFlag<HardEvent::MTE2_V>(loaded);
-        AfWaitScalar();
-        PipeBarrier<PIPE_V>();
-    }
-
     __aicore__ inline void CopyIn0(uint64_t rowStart, uint32_t rows)
     {
         LocalTensor<float> x_q_sin = q_sin.AllocTensor<float>();
-        for (uint32_t r = 0; r < rows;) {  // rows gathered from GM 16, 64 elements apart
+        for (uint32_t r = 0; r < rows;) {  // rows gathered from GM 8192, 16, 64 elements apart
             const uint64_t R = rowStart + r;
-            const uint32_t left = 128 - static_cast<uint32_t>(R % 128);
+            const uint32_t left = (td_.dims[0]) - static_cast<uint32_t>(R % (td_.dims[0]));
             const uint32_t run = rows - r < left ? rows - r : left;
-            AfCopyRowsIn(x_q_sin[r * 16], sinGm[((R % 128) * 64) + (((R / 128) % 4) * 16)], run, 16, 16, 64);
+            AfCopyRowsIn(x_q_sin[r * 16], sinGm[((R % (td_.dims[0])) * 64) + (((R / (td_.dims[0])) % 4) * 16) + ((R / (4ULL * td_.dims[0])) * (64ULL * td_.dims[0]))], run, 16, 16, 64);
             r += run;
         }
         q_sin.EnQue(x_q_sin);
+        LocalTensor<float> x_q_x = q_x.AllocTensor<float>();
+        for (uint32_t r = 0; r < rows;) {  // rows gathered from GM 0, 16 elements apart
+            const uint64_t R = rowStart + r;
+            const uint32_t left = (td_.dims[0]) - static_cast<uint32_t>(R % (td_.dims[0]));
+            const uint32_t run = rows - r < left ? rows - r : left;
+            AfCopyRowsIn(x_q_x[r * 16], xGm[((R % (td_.dims[0])) * 16)], run, 16, 16, 16);
+            r += run;
+        }
+        q_x.EnQue(x_q_x);
+        LocalTensor<float> x_q_cos = q_cos.AllocTensor<float>();
+        for (uint32_t r = 0; r < rows;) {  // rows gathered from GM 0, 16 elements apart
+            const uint64_t R = rowStart + r;
+            const uint32_t left = (td_.dims[0]) - static_cast<uint32_t>(R % (td_.dims[0]));
+            const uint32_t run = rows - r < left ? rows - r : left;
+            AfCopyRowsIn(x_q_cos[r * 16], cosGm[((R % (td_.dims[0])) * 16)], run, 16, 16, 16);
+            r += run;
+        }
+        q_cos.EnQue(x_q_cos);
     }
 
     __aicore__ inline void Compute0(uint64_t rowStart, uint32_t rows)
     {
         LocalTensor<float> x_q_sin = q_sin.DeQue<float>();
+        LocalTensor<float> x_q_x = q_x.DeQue<float>();
+        LocalTensor<float> x_q_cos = q_cos.DeQue<float>();
         LocalTensor<float> y_q_y = q_y.AllocTensor<float>();
-        LocalTensor<float> t_res_x = res_x.Get<float>();
         LocalTensor<float> t_tmp0 = tmp0.Get<float>();
         LocalTensor<float> t_tmp1 = tmp1.Get<float>();
         LocalTensor<float> t_tmp2 = tmp2.Get<float>();
-        LocalTensor<float> t_res_cos = res_cos.Get<float>();
         // Mul node_mul_125
-        AfWaitVector();
-        for (uint32_t r = 0; r < rows; ++r) {
-            const uint64_t R = rowStart + r;
-            Mul(t_tmp0[r * 16], x_q_sin[r * 16], t_res_x[(((R % 128) * 16))], 16);
-            PipeBarrier<PIPE_V>();
-        }
+        Mul(t_tmp0, x_q_sin, x_q_x, rows * 16);
+        PipeBarrier<PIPE_V>();
         // Neg node_neg
         AfWaitVector();
         for (uint32_t r = 0; r < rows; ++r) {
@@ -246,17 +243,15 @@ private:
             PipeBarrier<PIPE_V>();
         }
         // Mul node_mul_142
-        AfWaitVector();
-        for (uint32_t r = 0; r < rows; ++r) {
-            const uint64_t R = rowStart + r;
-            Mul(t_tmp2[r * 16], t_tmp2[r * 16], t_res_cos[(((R % 128) * 16))], 16);
-            PipeBarrier<PIPE_V>();
-        }
+        Mul(t_tmp2, t_tmp2, x_q_cos, rows * 16);
+        PipeBarrier<PIPE_V>();
         // Add node_add_199
         Add(y_q_y, t_tmp0, t_tmp2, rows * 16);
         PipeBarrier<PIPE_V>();
         q_y.EnQue(y_q_y);
         q_sin.FreeTensor(x_q_sin);
+        q_x.FreeTensor(x_q_x);
+        q_cos.FreeTensor(x_q_cos);
     }
 
     __aicore__ inline void CopyOut0(uint64_t rowStart, uint32_t rows)
@@ -266,86 +261,83 @@ private:
         q_y.FreeTensor(y_q_y);
     }
     TQue<QuePosition::VECIN, 1> q_sin;
-    TBuf<TPosition::VECCALC> res_x;
+    TQue<QuePosition::VECIN, 1> q_x;
     TBuf<TPosition::VECCALC> tmp0;
     TBuf<TPosition::VECCALC> tmp1;
     TBuf<TPosition::VECCALC> tmp2;
-    TBuf<TPosition::VECCALC> res_cos;
+    TQue<QuePosition::VECIN, 1> q_cos;
     TQue<QuePosition::VECOUT, 1> q_y;
 
-    // -- part 1: 256 rows of space [1, 2, 128, 16], tiles of 256 rows of 16 elements (UB rows of 16)
+    // -- part 1: tiles of up to 324 rows of 16 elements (UB rows of 16)
 
     __aicore__ inline void Part1(uint32_t worker)
     {
         pipe_->Reset();
-        pipe_->InitBuffer(q_p1_x3, 2, 16384);  // transpose_1
-        pipe_->InitBuffer(p1_res_x, 8192);  // x
-        pipe_->InitBuffer(p1_tmp0, 16640);  // tmp0
-        pipe_->InitBuffer(p1_tmp1, 16640);  // tmp1
-        pipe_->InitBuffer(p1_tmp2, 16640);  // tmp2
-        pipe_->InitBuffer(p1_res_cos, 8192);  // cos
-        pipe_->InitBuffer(q_p1_y1, 2, 16384);  // add_235
+        pipe_->InitBuffer(q_p1_x3, 2, 20736);  // transpose_1
+        pipe_->InitBuffer(q_p1_x, 1, 20736);  // unsqueeze_14
+        pipe_->InitBuffer(p1_tmp0, 20992);  // tmp0
+        pipe_->InitBuffer(p1_tmp1, 20992);  // tmp1
+        pipe_->InitBuffer(p1_tmp2, 20992);  // tmp2
+        pipe_->InitBuffer(q_p1_cos, 1, 20736);  // unsqueeze_15
+        pipe_->InitBuffer(q_p1_y1, 2, 20736);  // add_235
         // Tiles [first, first + count) of the part's td_.part1Tiles: the first `rem` cores take one more.
         const uint32_t tiles = td_.part1Tiles;
         const uint32_t base = tiles / td_.usedCores;
         const uint32_t rem = tiles % td_.usedCores;
         const uint32_t first = worker * base + (worker < rem ? worker : rem);
         const uint32_t count = base + (worker < rem ? 1 : 0);
-        if (count > 0) {
-            LoadResidents1();
-        }
         for (uint32_t t = first; t < first + count; ++t) {
-            const uint64_t rowStart = static_cast<uint64_t>(t) * 256;
-            const uint32_t rows = (t + 1 == tiles) ? td_.part1LastTile : 256;
+            const uint64_t rowStart = static_cast<uint64_t>(t) * td_.part1PerTile;
+            const uint32_t rows = (t + 1 == tiles) ? td_.part1LastTile : td_.part1PerTile;
             CopyIn1(rowStart, rows);
             Compute1(rowStart, rows);
             CopyOut1(rowStart, rows);
         }
     }
 
-    // Small inputs, loaded whole once per core and kept in UB as fp32 rows.
-    __aicore__ inline void LoadResidents1()
-    {
-        LocalTensor<float> t_p1_res_x = p1_res_x.Get<float>();
-        AfCopyRowsIn(t_p1_res_x, xGm, 128, 16, 16, 16);
-        LocalTensor<float> t_p1_res_cos = p1_res_cos.Get<float>();
-        AfCopyRowsIn(t_p1_res_cos, cosGm, 128, 16, 16, 16);
-        event_t loaded = static_cast<event_t>(GetTPipePtr()->FetchEventID(HardEvent::MTE2_V));
-        SetFlag<HardEvent::MTE2_V>(loaded);
-        WaitFlag<HardEvent::MTE2_V>(loaded);
-        AfWaitScalar();
-        PipeBarrier<PIPE_V>();
-    }
-
     __aicore__ inline void CopyIn1(uint64_t rowStart, uint32_t rows)
     {
         LocalTensor<float> x_q_p1_x3 = q_p1_x3.AllocTensor<float>();
-        for (uint32_t r = 0; r < rows;) {  // rows gathered from GM 16, 32 elements apart
+        for (uint32_t r = 0; r < rows;) {  // rows gathered from GM 4096, 16, 32 elements apart
             const uint64_t R = rowStart + r;
-            const uint32_t left = 128 - static_cast<uint32_t>(R % 128);
+            const uint32_t left = (td_.dims[0]) - static_cast<uint32_t>(R % (td_.dims[0]));
             const uint32_t run = rows - r < left ? rows - r : left;
-            AfCopyRowsIn(x_q_p1_x3[r * 16], x3Gm[((R % 128) * 32) + (((R / 128) % 2) * 16)], run, 16, 16, 32);
+            AfCopyRowsIn(x_q_p1_x3[r * 16], x3Gm[((R % (td_.dims[0])) * 32) + (((R / (td_.dims[0])) % 2) * 16) + ((R / (2ULL * td_.dims[0])) * (32ULL * td_.dims[0]))], run, 16, 16, 32);
             r += run;
         }
         q_p1_x3.EnQue(x_q_p1_x3);
+        LocalTensor<float> x_q_p1_x = q_p1_x.AllocTensor<float>();
+        for (uint32_t r = 0; r < rows;) {  // rows gathered from GM 0, 16 elements apart
+            const uint64_t R = rowStart + r;
+            const uint32_t left = (td_.dims[0]) - static_cast<uint32_t>(R % (td_.dims[0]));
+            const uint32_t run = rows - r < left ? rows - r : left;
+            AfCopyRowsIn(x_q_p1_x[r * 16], xGm[((R % (td_.dims[0])) * 16)], run, 16, 16, 16);
+            r += run;
+        }
+        q_p1_x.EnQue(x_q_p1_x);
+        LocalTensor<float> x_q_p1_cos = q_p1_cos.AllocTensor<float>();
+        for (uint32_t r = 0; r < rows;) {  // rows gathered from GM 0, 16 elements apart
+            const uint64_t R = rowStart + r;
+            const uint32_t left = (td_.dims[0]) - static_cast<uint32_t>(R % (td_.dims[0]));
+            const uint32_t run = rows - r < left ? rows - r : left;
+            AfCopyRowsIn(x_q_p1_cos[r * 16], cosGm[((R % (td_.dims[0])) * 16)], run, 16, 16, 16);
+            r += run;
+        }
+        q_p1_cos.EnQue(x_q_p1_cos);
     }
 
     __aicore__ inline void Compute1(uint64_t rowStart, uint32_t rows)
     {
         LocalTensor<float> x_q_p1_x3 = q_p1_x3.DeQue<float>();
+        LocalTensor<float> x_q_p1_x = q_p1_x.DeQue<float>();
+        LocalTensor<float> x_q_p1_cos = q_p1_cos.DeQue<float>();
         LocalTensor<float> y_q_p1_y1 = q_p1_y1.AllocTensor<float>();
-        LocalTensor<float> t_p1_res_x = p1_res_x.Get<float>();
         LocalTensor<float> t_p1_tmp0 = p1_tmp0.Get<float>();
         LocalTensor<float> t_p1_tmp1 = p1_tmp1.Get<float>();
         LocalTensor<float> t_p1_tmp2 = p1_tmp2.Get<float>();
-        LocalTensor<float> t_p1_res_cos = p1_res_cos.Get<float>();
         // Mul node_mul_150
-        AfWaitVector();
-        for (uint32_t r = 0; r < rows; ++r) {
-            const uint64_t R = rowStart + r;
-            Mul(t_p1_tmp0[r * 16], x_q_p1_x3[r * 16], t_p1_res_x[(((R % 128) * 16))], 16);
-            PipeBarrier<PIPE_V>();
-        }
+        Mul(t_p1_tmp0, x_q_p1_x3, x_q_p1_x, rows * 16);
+        PipeBarrier<PIPE_V>();
         // Neg node_neg_1
         AfWaitVector();
         for (uint32_t r = 0; r < rows; ++r) {
@@ -366,17 +358,15 @@ private:
             PipeBarrier<PIPE_V>();
         }
         // Mul node_mul_166
-        AfWaitVector();
-        for (uint32_t r = 0; r < rows; ++r) {
-            const uint64_t R = rowStart + r;
-            Mul(t_p1_tmp2[r * 16], t_p1_tmp2[r * 16], t_p1_res_cos[(((R % 128) * 16))], 16);
-            PipeBarrier<PIPE_V>();
-        }
+        Mul(t_p1_tmp2, t_p1_tmp2, x_q_p1_cos, rows * 16);
+        PipeBarrier<PIPE_V>();
         // Add node_add_235
         Add(y_q_p1_y1, t_p1_tmp0, t_p1_tmp2, rows * 16);
         PipeBarrier<PIPE_V>();
         q_p1_y1.EnQue(y_q_p1_y1);
         q_p1_x3.FreeTensor(x_q_p1_x3);
+        q_p1_x.FreeTensor(x_q_p1_x);
+        q_p1_cos.FreeTensor(x_q_p1_cos);
     }
 
     __aicore__ inline void CopyOut1(uint64_t rowStart, uint32_t rows)
@@ -386,11 +376,11 @@ private:
         q_p1_y1.FreeTensor(y_q_p1_y1);
     }
     TQue<QuePosition::VECIN, 1> q_p1_x3;
-    TBuf<TPosition::VECCALC> p1_res_x;
+    TQue<QuePosition::VECIN, 1> q_p1_x;
     TBuf<TPosition::VECCALC> p1_tmp0;
     TBuf<TPosition::VECCALC> p1_tmp1;
     TBuf<TPosition::VECCALC> p1_tmp2;
-    TBuf<TPosition::VECCALC> p1_res_cos;
+    TQue<QuePosition::VECIN, 1> q_p1_cos;
     TQue<QuePosition::VECOUT, 1> q_p1_y1;
 
     TPipe* pipe_;

@@ -11,7 +11,7 @@
 //   Add Add_2
 //   Mul Mul_3
 //   Mul Mul_4
-// Tile chosen by autofuse's cost model: elementwise, 2048 elements per tile, 1 cores, 1 tiles, double-buffered.
+// Tile chosen by autofuse's cost model: elementwise, up to 7808 elements per tile, double-buffered; tile count and cores from the run-time sizes.
 #include "kernel_operator.h"
 
 #include "autofuse_gelu0_tiling.h"
@@ -124,8 +124,8 @@ public:
     {
         pipe_ = pipe;
         td_ = td;
-        xGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(x), 2048);  // x
-        yGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(y), 2048);  // y
+        xGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(x), td.argElements[0]);  // x
+        yGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(y), td.argElements[1]);  // y
     }
 
     __aicore__ inline void Process()
@@ -138,14 +138,14 @@ public:
     }
 
 private:
-    // -- part 0: 2048 elements of space [1, 128, 16], flat tiles of 2048 elements
+    // -- part 0: flat tiles of up to 7808 elements
 
     __aicore__ inline void Part0(uint32_t worker)
     {
-        pipe_->InitBuffer(q_x, 2, 8192);  // x
-        pipe_->InitBuffer(tmp0, 8448);  // tmp0
-        pipe_->InitBuffer(tmp1, 8448);  // tmp1
-        pipe_->InitBuffer(q_y, 2, 8192);  // y
+        pipe_->InitBuffer(q_x, 2, 31232);  // x
+        pipe_->InitBuffer(tmp0, 31488);  // tmp0
+        pipe_->InitBuffer(tmp1, 31488);  // tmp1
+        pipe_->InitBuffer(q_y, 2, 31232);  // y
         // Tiles [first, first + count) of the part's td_.part0Tiles: the first `rem` cores take one more.
         const uint32_t tiles = td_.part0Tiles;
         const uint32_t base = tiles / td_.usedCores;
@@ -153,8 +153,8 @@ private:
         const uint32_t first = worker * base + (worker < rem ? worker : rem);
         const uint32_t count = base + (worker < rem ? 1 : 0);
         for (uint32_t t = first; t < first + count; ++t) {
-            const uint64_t start = static_cast<uint64_t>(t) * 2048;
-            const uint32_t len = (t + 1 == tiles) ? td_.part0LastTile : 2048;
+            const uint64_t start = static_cast<uint64_t>(t) * td_.part0PerTile;
+            const uint32_t len = (t + 1 == tiles) ? td_.part0LastTile : td_.part0PerTile;
             CopyIn0(start, len);
             Compute0(start, len);
             CopyOut0(start, len);

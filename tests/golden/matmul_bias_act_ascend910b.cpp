@@ -9,7 +9,7 @@
 //   MatMul MatMul_0
 //   Add Add_1
 //   Relu Relu_2
-// Tile chosen by autofuse's cost model: elementwise, 128 rows of 32 per tile, 1 cores, 1 tiles, double-buffered.
+// Tile chosen by autofuse's cost model: elementwise, up to 293 rows of 32 per tile, double-buffered; tile count and cores from the run-time sizes.
 #include "kernel_operator.h"
 #include "lib/matmul_intf.h"
 
@@ -123,11 +123,11 @@ public:
     {
         pipe_ = pipe;
         td_ = td;
-        xGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(x), 2048);  // x
-        wGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(w), 512);  // w
-        biasGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(bias), 32);  // bias
-        yGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(y), 4096);  // y
-        c0Gm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(GetUserWorkspace(workspace) + 0), 4096);  // MatMul result m
+        xGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(x), td.argElements[0]);  // x
+        wGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(w), td.argElements[1]);  // w
+        biasGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(bias), td.argElements[2]);  // bias
+        yGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(y), td.argElements[3]);  // y
+        c0Gm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(GetUserWorkspace(workspace) + td.workspaceOffset[0]), td.argElements[4]);  // MatMul result m
     }
 
     __aicore__ inline void Process()
@@ -164,22 +164,22 @@ public:
         Part0(worker);
     }
 
-    // MatMul MatMul_0: C[128, 32] = A[128, 16] * B
+    // MatMul MatMul_0: C[256, 32] = A[256, 16] * B
     Matmul<MatmulType<TPosition::GM, CubeFormat::ND, float>,
            MatmulType<TPosition::GM, CubeFormat::ND, float>,
            MatmulType<TPosition::GM, CubeFormat::ND, float>,
            MatmulType<TPosition::GM, CubeFormat::ND, float>> mm0;
 
 private:
-    // -- part 0: 128 rows of space [1, 128, 32], tiles of 128 rows of 32 elements (UB rows of 32)
+    // -- part 0: tiles of up to 293 rows of 32 elements (UB rows of 32)
 
     __aicore__ inline void Part0(uint32_t worker)
     {
         pipe_->Reset();
         pipe_->InitBuffer(res_bias, 128);  // bias
-        pipe_->InitBuffer(q_mm, 2, 16384);  // m
-        pipe_->InitBuffer(tmp0, 16640);  // tmp0
-        pipe_->InitBuffer(q_y, 2, 16384);  // y
+        pipe_->InitBuffer(q_mm, 2, 37504);  // m
+        pipe_->InitBuffer(tmp0, 37888);  // tmp0
+        pipe_->InitBuffer(q_y, 2, 37504);  // y
         // Tiles [first, first + count) of the part's td_.part0Tiles: the first `rem` cores take one more.
         const uint32_t tiles = td_.part0Tiles;
         const uint32_t base = tiles / td_.usedCores;
@@ -190,8 +190,8 @@ private:
             LoadResidents0();
         }
         for (uint32_t t = first; t < first + count; ++t) {
-            const uint64_t rowStart = static_cast<uint64_t>(t) * 128;
-            const uint32_t rows = (t + 1 == tiles) ? td_.part0LastTile : 128;
+            const uint64_t rowStart = static_cast<uint64_t>(t) * td_.part0PerTile;
+            const uint32_t rows = (t + 1 == tiles) ? td_.part0LastTile : td_.part0PerTile;
             CopyIn0(rowStart, rows);
             Compute0(rowStart, rows);
             CopyOut0(rowStart, rows);

@@ -12,7 +12,7 @@
 //   Reciprocal Reciprocal_4
 //   Mul Mul_5
 //   Mul Mul_6
-// Tile chosen by autofuse's cost model: rows, 100 rows of 8 per tile, 1 cores, 1 tiles, double-buffered.
+// Tile chosen by autofuse's cost model: rows, up to 1543 rows of 8 per tile, double-buffered; tile count and cores from the run-time sizes.
 #include "kernel_operator.h"
 
 #include "autofuse_rms_norm0_tiling.h"
@@ -121,9 +121,9 @@ public:
     {
         pipe_ = pipe;
         td_ = td;
-        xGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(x), 800);  // x
-        weightGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(weight), 8);  // weight
-        yGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(y), 800);  // y
+        xGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(x), td.argElements[0]);  // x
+        weightGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(weight), td.argElements[1]);  // weight
+        yGm.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(y), td.argElements[2]);  // y
     }
 
     __aicore__ inline void Process()
@@ -136,17 +136,17 @@ public:
     }
 
 private:
-    // -- part 0: 100 rows of space [2, 50, 8], tiles of 100 rows of 8 elements (UB rows of 8)
+    // -- part 0: tiles of up to 1543 rows of 8 elements (UB rows of 8)
 
     __aicore__ inline void Part0(uint32_t worker)
     {
-        pipe_->InitBuffer(q_x, 2, 3200);  // x
-        pipe_->InitBuffer(tmp0, 3584);  // tmp0
+        pipe_->InitBuffer(q_x, 2, 49376);  // x
+        pipe_->InitBuffer(tmp0, 49664);  // tmp0
         pipe_->InitBuffer(reduce_work, 32);  // reduce_work
         pipe_->InitBuffer(reduce_out, 32);  // reduce_out
-        pipe_->InitBuffer(row0, 512);  // row0
+        pipe_->InitBuffer(row0, 6400);  // row0
         pipe_->InitBuffer(res_weight, 32);  // weight
-        pipe_->InitBuffer(q_y, 2, 3200);  // y
+        pipe_->InitBuffer(q_y, 2, 49376);  // y
         // Tiles [first, first + count) of the part's td_.part0Tiles: the first `rem` cores take one more.
         const uint32_t tiles = td_.part0Tiles;
         const uint32_t base = tiles / td_.usedCores;
@@ -157,8 +157,8 @@ private:
             LoadResidents0();
         }
         for (uint32_t t = first; t < first + count; ++t) {
-            const uint64_t rowStart = static_cast<uint64_t>(t) * 100;
-            const uint32_t rows = (t + 1 == tiles) ? td_.part0LastTile : 100;
+            const uint64_t rowStart = static_cast<uint64_t>(t) * td_.part0PerTile;
+            const uint32_t rows = (t + 1 == tiles) ? td_.part0LastTile : td_.part0PerTile;
             CopyIn0(rowStart, rows);
             Compute0(rowStart, rows);
             CopyOut0(rowStart, rows);

@@ -137,16 +137,16 @@ public:
     }
 
 private:
-    // -- part 0: 80 rows of space [1, 2, 40, 40], tiles of 80 rows of 40 elements (UB rows of 40)
+    // -- part 0: 80 rows of space [1, 2, 40, 40], tiles of up to 233 rows of 40 elements (UB rows of 40)
 
     __aicore__ inline void Part0(uint32_t worker)
     {
-        pipe_->InitBuffer(q_x, 2, 12800);  // x
+        pipe_->InitBuffer(q_x, 2, 37280);  // x
         pipe_->InitBuffer(reduce_work, 32);  // reduce_work
         pipe_->InitBuffer(reduce_out, 32);  // reduce_out
-        pipe_->InitBuffer(row0, 512);  // row0
-        pipe_->InitBuffer(tmp0, 13056);  // tmp0
-        pipe_->InitBuffer(q_y, 2, 12800);  // y
+        pipe_->InitBuffer(row0, 1024);  // row0
+        pipe_->InitBuffer(tmp0, 37632);  // tmp0
+        pipe_->InitBuffer(q_y, 2, 37280);  // y
         // Tiles [first, first + count) of the part's td_.part0Tiles: the first `rem` cores take one more.
         const uint32_t tiles = td_.part0Tiles;
         const uint32_t base = tiles / td_.usedCores;
@@ -154,8 +154,8 @@ private:
         const uint32_t first = worker * base + (worker < rem ? worker : rem);
         const uint32_t count = base + (worker < rem ? 1 : 0);
         for (uint32_t t = first; t < first + count; ++t) {
-            const uint64_t rowStart = static_cast<uint64_t>(t) * 80;
-            const uint32_t rows = (t + 1 == tiles) ? td_.part0LastTile : 80;
+            const uint64_t rowStart = static_cast<uint64_t>(t) * td_.part0PerTile;
+            const uint32_t rows = (t + 1 == tiles) ? td_.part0LastTile : td_.part0PerTile;
             CopyIn0(rowStart, rows);
             Compute0(rowStart, rows);
             CopyOut0(rowStart, rows);
