@@ -78,3 +78,14 @@ def rule_model(name: str, number: int, dtype: str) -> onnx.ModelProto | None:
     if floats == {onnx.TensorProto.FLOAT}:
         return retyped(model, dtype)
     return None  # written in another half precision: not retyped
+
+
+# A softmax over rows as long as a symbolic dim: its kernel stays one of the bound shapes (the UB
+# tile would grow with the row).
+SOFTMAX_OVER_SEQUENCE = """g (float[B, S, S] x) => (float[B, S, S] y) <int64[1] ax = {-1}> {
+  m = ReduceMax (x, ax)
+  d = Sub (x, m)
+  e = Exp (d)
+  s = ReduceSum (e, ax)
+  y = Div (e, s)
+}"""

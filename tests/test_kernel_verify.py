@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from kernel_cases import LIBRARY, retyped, rule_cases, rule_dtypes, rule_model
+from kernel_cases import LIBRARY, SOFTMAX_OVER_SEQUENCE, retyped, rule_cases, rule_dtypes, rule_model
 
 from autofuse import fuse
 from autofuse.cli import main
@@ -697,14 +697,8 @@ def test_a_kernel_for_static_shapes_rejects_other_shapes():
     would grow with the row), says so, and its tiling function refuses any other size."""
     from autofuse.candidates.rules.examples import example_model
 
-    text = """g (float[B, S, S] x) => (float[B, S, S] y) <int64[1] ax = {-1}> {
-      m = ReduceMax (x, ax)
-      d = Sub (x, m)
-      e = Exp (d)
-      s = ReduceSum (e, ax)
-      y = Div (e, s)
-    }"""
-    result = fuse(example_model(text), opt_level=3, use_library=False, verify_kernels=True, dims={"B": 2, "S": 24})
+    result = fuse(example_model(SOFTMAX_OVER_SEQUENCE), opt_level=3, use_library=False, verify_kernels=True,
+                  dims={"B": 2, "S": 24})
     (entry,) = result.report["groups"]
     kernel = entry["kernel"]
     assert kernel["shapes"] == "static" and "row length" in kernel["static_reason"]

@@ -9,6 +9,7 @@ import math
 import subprocess
 
 import pytest
+from kernel_cases import SOFTMAX_OVER_SEQUENCE
 
 from autofuse import fuse
 from autofuse.candidates.rules.examples import example_model
@@ -17,7 +18,8 @@ from autofuse.emulator import build
 
 CASES = {
     # rows walk of a row kernel (fp32)
-    "rms_norm": """g (float[B, S, 64] x, float[64] w) => (float[B, S, 64] y) <float eps = {1e-6}, float two = {2.0}, int64[1] ax = {-1}> {
+    "rms_norm": """g (float[B, S, 64] x, float[64] w) => (float[B, S, 64] y)
+      <float eps = {1e-6}, float two = {2.0}, int64[1] ax = {-1}> {
       p = Pow (x, two)
       m = ReduceMean (p, ax)
       e = Add (m, eps)
@@ -80,8 +82,8 @@ int main()
         uint64_t v[{width}];
         for (int i = 0; i < {width}; ++i) v[i] = c[i];
         {program.op_name}TilingData td{{}};
-        const uint32_t block = {program.kernel_name}_tiling::ComputeTiling(v, {len(symbols.names)}, v + {len(symbols.names)},
-            {n_in}, v + {len(symbols.names) + n_in}, {n_out}, {aiv}, {aic}, td);
+        const uint32_t block = {program.kernel_name}_tiling::ComputeTiling(v, {len(symbols.names)},
+            v + {len(symbols.names)}, {n_in}, v + {len(symbols.names) + n_in}, {n_out}, {aiv}, {aic}, td);
         std::printf("%u %u", block, block ? td.usedCores : 0);
         if (block) {{
 {parts}        }}
@@ -156,14 +158,8 @@ def test_the_rule_at_the_bound_sizes_is_the_priced_tile():
 def test_a_static_kernels_tiling_accepts_only_its_shapes(tmp_path):
     """A kernel generated for the bound shapes (a softmax over rows as long as the sequence)
     takes no dims, and its tiling function accepts those shapes and refuses any other."""
-    text = """g (float[B, S, S] x) => (float[B, S, S] y) <int64[1] ax = {-1}> {
-      m = ReduceMax (x, ax)
-      d = Sub (x, m)
-      e = Exp (d)
-      s = ReduceSum (e, ax)
-      y = Div (e, s)
-    }"""
-    result = fuse(example_model(text), opt_level=3, use_library=False, kernels=True, dims={"B": 2, "S": 24})
+    result = fuse(example_model(SOFTMAX_OVER_SEQUENCE), opt_level=3, use_library=False, kernels=True,
+                  dims={"B": 2, "S": 24})
     (group,) = result.plan.groups
     kernel = result.kernels[group.id]
     program = kernel.program
@@ -183,12 +179,14 @@ int main()
     for (unsigned long long n : sizes) {{
         uint64_t in[1] = {{n}}, out[1] = {{n}};
         {program.op_name}TilingData td{{}};
-        std::printf("%u\\n", {program.kernel_name}_tiling::ComputeTiling(nullptr, 0, in, 1, out, 1, {hw.aiv_cores}, {hw.aic_cores}, td));
+        std::printf("%u\\n", {program.kernel_name}_tiling::ComputeTiling(nullptr, 0, in, 1, out, 1,
+                                                                     {hw.aiv_cores}, {hw.aic_cores}, td));
     }}
     return 0;
 }}
 """)
     exe = build([driver], hw, include_dirs=[tmp_path / "op_host", tmp_path / "op_kernel"], cache_dir=tmp_path / "cache",
                 name="driver")
-    accepted, refused = subprocess.run([str(exe)], capture_output=True, text=True, check=True, timeout=60).stdout.split()
+    run = subprocess.run([str(exe)], capture_output=True, text=True, check=True, timeout=60)
+    accepted, refused = run.stdout.split()
     assert int(accepted) == group.cost.tile.cores and int(refused) == 0

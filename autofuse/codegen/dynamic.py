@@ -103,7 +103,11 @@ def shape_generic(program: KernelProgram, group: FusionGroup, bindings: Bindings
     """`program` made shape-generic where everything in it that follows the symbolic dims is a
     product of them, else `program` with the reason it stays specialised to the bound shapes."""
     tile = group.cost.tile if group.cost else None
-    if tile is None or not tile.dynamic:
+    if tile is None:
+        return program
+    if not tile.dynamic:  # static shapes, or rows as long as a symbolic dim (CostModel.generic_space)
+        if bindings.ctx.model.symbolic((*group.inputs, *group.outputs)):
+            return replace(program, static_reason="a row length follows a symbolic dim (the tile's UB buffers would)")
         return program
     found = _generic(program, group, bindings)
     if isinstance(found, str):
@@ -272,7 +276,8 @@ class _Fit:
                 fit = self.product(int(number), there_values)
                 sym = None if fit is None else self.in_kernel_dims(*fit)
                 if sym is None:
-                    return None, f"a number in its kernel follows the dims other than as a product ({code.strip()[:60]})"
+                    return None, ("a number in its kernel follows the dims other than as a product "
+                                  f"({code.strip()[:60]})")
                 out.append((index, j, f"({sym.cpp(lambda k: f'td_.dims[{k}]')})"))
         return tuple(out), ""
 

@@ -138,7 +138,8 @@ def _context(p: KernelProgram, hw: Hardware) -> dict:
         if p.symbols:  # the counts are the tiling function's, at the sizes it runs at
             part_text[part.index] = walk
         else:
-            part_text[part.index] = f"{part.total} {'elements' if part.walk == 'flat' else 'rows'} of space {list(part.space)}, {walk}"
+            unit = "elements" if part.walk == "flat" else "rows"
+            part_text[part.index] = f"{part.total} {unit} of space {list(part.space)}, {walk}"
         primary = max(part.stores, key=lambda s: s.arg.numel)
         per_row = part.width if part.walk == "split_row" else primary.width
         part_output[part.index] = ([a.ident for a in p.outputs].index(primary.arg.ident), per_row)

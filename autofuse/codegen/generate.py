@@ -36,11 +36,13 @@ class GeneratedKernel:
     op_name: str = ""  # CANN op type of the project (the owner's, for a repeat)
     kernel_name: str = ""
     family: str = ""
+    generic: bool = False  # shape-generic: runs at any size of the model's symbolic dims
 
     def __post_init__(self) -> None:
         if self.built is not None:
             self.op_name, self.kernel_name = self.built.op_name, self.built.kernel_name
             self.family = self.built.family
+            self.generic = self.built.symbols is not None
 
     @property
     def generated(self) -> bool:
@@ -158,7 +160,7 @@ def _lazy_repeat(group, shape: reuse.Shape, earlier: reuse.Lowered) -> Generated
 
     return GeneratedKernel(group.id, None, None, owner.files, same_as=owner.same_as or owner.group_id,
                            pending=program, op_name=owner.op_name, kernel_name=owner.kernel_name,
-                           family=owner.family)
+                           family=owner.family, generic=owner.generic)
 
 
 def _repeat_of(group_id: str, program: KernelProgram, kernel: GeneratedKernel) -> GeneratedKernel:

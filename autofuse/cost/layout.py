@@ -138,7 +138,7 @@ class _Kernel:
 
     def __init__(self, model: CostModel, nodes: list[Node], inputs, outputs, rows: bool) -> None:
         self.model = model
-        self.dynamic = model.symbolic((*inputs, *outputs))  # as the tile request says (model.py)
+        self.dynamic = model.generic_space(inputs, outputs, rows)  # as the tile request says (model.py)
         self.graph = model.graph
         self.nodes = nodes
         self.group_inputs = inputs

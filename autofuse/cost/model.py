@@ -373,6 +373,19 @@ class CostModel:
             head = self.head_us(tile.cores / self.hw.aiv_cores)
         return Estimate(head + max(memory, compute), moved, head, memory, compute, tile=tile)
 
+    def generic_space(self, inputs, outputs, rows: bool) -> bool:
+        """Whether the group's kernel may be shape-generic: its tensors have symbolic dims and,
+        walked in rows, its row length is a static extent (a row as long as a symbolic dim would
+        take a tile that grows with it). Such a kernel's buffers hold the largest tile the UB
+        fits and its broadcast inputs that grow with a dim are read a tile at a time (tiling.py)."""
+        if not self.symbolic((*inputs, *outputs)):
+            return False
+        if not rows:
+            return True
+        largest = max((*inputs, *outputs), key=lambda v: self.numel(v) or 0)  # the space's size
+        shape = self.graph.type_of(largest).shape
+        return bool(shape) and not isinstance(shape[-1], str)
+
     def symbolic(self, values) -> bool:
         """Some of `values` has a symbolic dim in the graph."""
         return any(isinstance(d, str) for v in values for d in (self.graph.type_of(v).shape or ()))
@@ -440,7 +453,7 @@ class CostModel:
             parts = None
             arguments = len(outputs) + 2 + sum(1 for v in inputs if (c := self.graph.constant(v)) is None or c.size != 1)
         # A group over a symbolic space gets a kernel sized for any size of it (cost/tiling.py WalkRule).
-        dynamic = self.symbolic((*inputs, *outputs))
+        dynamic = self.generic_space(inputs, outputs, rows=bool(row_len or row_align))
         return TileRequest(space, tuple(full), tuple(small), tuple(outs), temporaries, casts, row_len=row_len, rows=rows,
                            row_align=row_align, fixed_extra=self._resident_extra(small), compares=compares, parts=parts,
                            arguments=arguments, dynamic=dynamic)

@@ -676,7 +676,9 @@ def kernel_summary(kernels: Mapping[str, GeneratedKernel], checks: Mapping[str, 
     calls = sum(1 for k in kernels.values() if isinstance(k.record, CallThrough))
     host = sum(1 for k in kernels.values() if isinstance(k.record, HostOnly))
     missing = sum(1 for k in kernels.values() if isinstance(k.record, Unsupported))
-    text = f"{generated} generated ({unique} distinct), {calls} CANN call-through, {host} host-side"
+    generic = sum(1 for k in kernels.values() if k.generated and k.generic)
+    text = (f"{generated} generated ({unique} distinct, {generic} shape-generic), {calls} CANN call-through, "
+            f"{host} host-side")
     if missing:
         text += f", {missing} not generated"
     if checks is None:
@@ -684,7 +686,9 @@ def kernel_summary(kernels: Mapping[str, GeneratedKernel], checks: Mapping[str, 
     verified = [c for c in checks.values() if c.verified]
     worst = max((c.max_abs_error or 0.0 for c in verified), default=0.0)
     within = sum(1 for c in verified if c.bytes_within_tolerance)
-    text += (f"; verified {len(verified)}/{len(checks)} on the CPU emulator (max abs error {worst:.3g}), "
+    runs = sum(len(c.sizes) or 1 for c in checks.values())
+    text += (f"; verified {len(verified)}/{len(checks)} on the CPU emulator ({runs} runs over the sizes checked, "
+             f"max abs error {worst:.3g}), "
              f"GM bytes within {BYTES_TOLERANCE:.0%} of the cost model (re-reads counted, none left to L2): "
              f"{within}/{len(verified)}")
     text += f"; {api_summary(checks)}"

@@ -137,16 +137,16 @@ public:
     }
 
 private:
-    // -- part 0: 80 rows of space [1, 2, 40, 40], tiles of up to 233 rows of 40 elements (UB rows of 40)
+    // -- part 0: 80 rows of space [1, 2, 40, 40], tiles of up to 80 rows of 40 elements (UB rows of 40)
 
     __aicore__ inline void Part0(uint32_t worker)
     {
-        pipe_->InitBuffer(q_x, 2, 37280);  // x
+        pipe_->InitBuffer(q_x, 2, 12800);  // x
         pipe_->InitBuffer(reduce_work, 32);  // reduce_work
         pipe_->InitBuffer(reduce_out, 32);  // reduce_out
-        pipe_->InitBuffer(row0, 1024);  // row0
-        pipe_->InitBuffer(tmp0, 37632);  // tmp0
-        pipe_->InitBuffer(q_y, 2, 37280);  // y
+        pipe_->InitBuffer(row0, 512);  // row0
+        pipe_->InitBuffer(tmp0, 13056);  // tmp0
+        pipe_->InitBuffer(q_y, 2, 12800);  // y
         // Tiles [first, first + count) of the part's td_.part0Tiles: the first `rem` cores take one more.
         const uint32_t tiles = td_.part0Tiles;
         const uint32_t base = tiles / td_.usedCores;
