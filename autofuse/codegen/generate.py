@@ -81,13 +81,13 @@ def generate_kernels(graph: Graph, plan: Plan, hardware: Hardware, dims: Mapping
     symbolic dims be shape-generic where its code does not follow them (codegen/dynamic.py);
     without it every kernel is generated for the bound shapes."""
     ctx = LowerContext(graph, hardware, CostModel(graph, hardware, dims, static), {r.name: r for r in rules})
-    second = Bindings.of(graph, ctx, dims, shapes_at)
+    bindings = Bindings.of(graph, ctx, dims, shapes_at)
     out: dict[str, GeneratedKernel] = {}
     owners: dict[str, GeneratedKernel] = {}
     seen: dict[object, list[reuse.Lowered]] = {}  # signature key -> lowerings kept for reuse
     for group in plan.groups:
         try:
-            _generate_one(ctx, second, group, hardware, reuse_lowering, out, owners, seen)
+            _generate_one(ctx, bindings, group, hardware, reuse_lowering, out, owners, seen)
         except Exception as exc:  # a bug, never a decision: those are Unsupported records
             raise GeneratorError(group.id, "the kernel generator", exc, _members(ctx.graph, group),
                                  f"--disable-fusion {group.id} or --emit none avoids it") from exc
@@ -109,7 +109,7 @@ def _add_onnx_plugins(plan: Plan, out: dict[str, GeneratedKernel]) -> None:
         kernel.files.update(onnx_plugin(kernel.op_name, kernel.kernel_name, origins))
 
 
-def _generate_one(ctx: LowerContext, second: Bindings, group, hardware: Hardware, reuse_lowering: bool,
+def _generate_one(ctx: LowerContext, bindings: Bindings, group, hardware: Hardware, reuse_lowering: bool,
                   out: dict[str, GeneratedKernel], owners: dict[str, GeneratedKernel],
                   seen: dict[object, list[reuse.Lowered]]) -> None:
     """Lower and render one group into `out` (or reuse an earlier group's lowering)."""
@@ -129,7 +129,7 @@ def _generate_one(ctx: LowerContext, second: Bindings, group, hardware: Hardware
     result = lower_group(ctx, group)
     if isinstance(result, KernelProgram):
         read = set(ctx.constants_read)
-        result = shape_generic(result, group, second)
+        result = shape_generic(result, group, bindings)
         ctx.constants_read.clear()
         ctx.constants_read.update(read)
     if not isinstance(result, KernelProgram):

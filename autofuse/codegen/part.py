@@ -158,7 +158,9 @@ class PartBuilder(VectorOps):
             self._node(node)
         self._finish_outputs()
         self._share_queues()
-        tiles = -(-self.total // self.per_tile)
+        # tiles at the bound sizes: the tile the cost model priced there, in this part's rows
+        walked = max(1, min((tile.rows or tile.elements) * self.scale[0] // self.scale[1], self.total))
+        tiles = -(-self.total // walked)
         return Part(self.index, self.walk, self.space, self.width, self.total, self.per_tile, tiles, self.scale,
                     nodes=tuple(comment_text(f"{n.op_type} {n.name}") for n in self.members),
                     loads=tuple(self.loads.values()), stores=tuple(self.stores),
