@@ -36,13 +36,21 @@ class GeneratedKernel:
     op_name: str = ""  # CANN op type of the project (the owner's, for a repeat)
     kernel_name: str = ""
     family: str = ""
-    generic: bool = False  # shape-generic: runs at any size of the model's symbolic dims
+    # shape-generic: the kernel's symbolic dims (empty: generated for the bound shapes, and why)
+    symbolic_dims: tuple[str, ...] = ()
+    static_reason: str = ""
 
     def __post_init__(self) -> None:
         if self.built is not None:
             self.op_name, self.kernel_name = self.built.op_name, self.built.kernel_name
             self.family = self.built.family
-            self.generic = self.built.symbols is not None
+            self.symbolic_dims = self.built.symbols.names if self.built.symbols else ()
+            self.static_reason = self.built.static_reason
+
+    @property
+    def generic(self) -> bool:
+        """Shape-generic: runs at any size of the model's symbolic dims."""
+        return bool(self.symbolic_dims)
 
     @property
     def generated(self) -> bool:
@@ -160,7 +168,8 @@ def _lazy_repeat(group, shape: reuse.Shape, earlier: reuse.Lowered) -> Generated
 
     return GeneratedKernel(group.id, None, None, owner.files, same_as=owner.same_as or owner.group_id,
                            pending=program, op_name=owner.op_name, kernel_name=owner.kernel_name,
-                           family=owner.family, generic=owner.generic)
+                           family=owner.family, symbolic_dims=owner.symbolic_dims,
+                           static_reason=owner.static_reason)
 
 
 def _repeat_of(group_id: str, program: KernelProgram, kernel: GeneratedKernel) -> GeneratedKernel:

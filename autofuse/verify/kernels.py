@@ -541,11 +541,10 @@ def kernel_entry(group: FusionGroup, kernel: GeneratedKernel | None, check: Kern
     if kernel.generated:
         entry.update(generated=True, op_type=kernel.op_name, family=kernel.family,
                      project=kernel.directory)
-        program = kernel.program
-        if program.symbols:
-            entry.update(shapes="symbolic", symbolic_dims=list(program.symbols.names))
+        if kernel.generic:  # (read from the kernel record: a repeat's program is made only when read)
+            entry.update(shapes="symbolic", symbolic_dims=list(kernel.symbolic_dims))
         else:
-            entry.update(shapes="static", **({"static_reason": program.static_reason} if program.static_reason else {}))
+            entry.update(shapes="static", **({"static_reason": kernel.static_reason} if kernel.static_reason else {}))
         if kernel.same_as:
             entry["same_kernel_as"] = kernel.same_as
     elif isinstance(record, CallThrough):
