@@ -1,8 +1,10 @@
 """Shape-generic kernels: which generated kernels run at any size of the model's symbolic dims.
 
-A fused group over a symbolic space (batch, sequence) is lowered at the bound sizes and again at
-one more binding per dim of the model's inputs (that dim doubled), each priced by the cost model
-at its own sizes, and all are rendered as shape-generic sources. Every number that differs
+A fused group over a symbolic space (batch, sequence) is lowered at the bound sizes (a dim of 1
+taken as 2: a dim of 1 drops out of strides, and code lowered there would serve that size only;
+the layout must not change for it) and again at one more binding per dim of the model's inputs
+(that dim doubled), each priced by the cost model at its own sizes, and all are rendered as
+shape-generic sources. Every number that differs
 between them must be a product of the dims: a tensor's extent, a count, a stride or an offset
 of an index expression is `c * d1^a1 * d2^a2 ...` with `a` read off the doublings (0, 1 or 2)
 and `c` from the bound sizes. A further binding (each dim 2n + 2) must then give exactly what
